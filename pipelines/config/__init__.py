@@ -1,0 +1,241 @@
+"""Typed settings from include/config/*.yaml with environment overrides.
+
+Settings are loaded when a task runs (``load_settings()``), never when a DAG file is parsed.
+Environment overrides use the prefix ``MLP_`` and ``__`` between nested keys:
+``MLP_LAKE_ROOT=s3://lake``, ``MLP_DATASETS__ADULT__SOURCE=/data/adult.csv``.
+``MLFLOW_TRACKING_URI`` wins over ``mlflow.tracking_uri``. ``MLP_CONFIG`` names one more YAML
+file merged on top of the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from pipelines.constants import CONFIG_DIR, REPO_ROOT
+
+ENV_PREFIX = "MLP_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing, unknown or has the wrong type."""
+
+
+@dataclass(frozen=True)
+class MlflowSettings:
+    tracking_uri: str
+    host: str = "127.0.0.1"
+    port: int = 5000
+    experiments: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def server_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def experiment(self, key: str) -> str:
+        return self.experiments.get(key, key)
+
+
+@dataclass(frozen=True)
+class AirflowSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    train: float = 0.7
+    valid: float = 0.15
+    test: float = 0.15
+
+    def __post_init__(self) -> None:
+        total = self.train + self.valid + self.test
+        if abs(total - 1.0) > 1e-9 or min(self.train, self.valid, self.test) < 0:
+            raise SettingsError(
+                f"features.split fractions must be >= 0 and sum to 1, got {self.train}/{self.valid}/{self.test}"
+            )
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    dataset: str = "adult"
+    max_quarantine_fraction: float = 0.2
+    split: SplitSettings = field(default_factory=SplitSettings)
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    start: str = "2026-01-01"
+    days: int = 4
+    files_per_day: int = 4
+
+
+@dataclass(frozen=True)
+class WheelSpec:
+    version: str
+    filename: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    source: str
+    contract: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path
+    lake_root: str
+    cache_dir: Path
+    seed: int
+    mlflow: MlflowSettings
+    airflow: AirflowSettings
+    features: FeatureSettings
+    demo: DemoSettings
+    wheels: Mapping[str, WheelSpec]
+    datasets: Mapping[str, DatasetSpec]
+
+    def dataset(self, name: str) -> DatasetSpec:
+        try:
+            return self.datasets[name]
+        except KeyError:
+            known = ", ".join(sorted(self.datasets))
+            raise SettingsError(
+                f"unknown dataset {name!r}; known datasets: {known} (add it to include/config/datasets.yaml)"
+            ) from None
+
+
+def _deep_merge(base: dict, extra: Mapping) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict:
+    """Turn MLP_A__B=value into {"a": {"b": value}}; values are parsed as YAML scalars."""
+    tree: dict = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "MLP_CONFIG":
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = yaml.safe_load(raw) if raw != "" else ""
+    return tree
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise SettingsError(f"settings file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"settings file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"settings file {path} must hold a mapping at the top level")
+    return data
+
+
+def _build(cls: type, data: Any, where: str):
+    """Build a frozen dataclass from a mapping, naming unknown keys and bad types."""
+    if not isinstance(data, Mapping):
+        raise SettingsError(f"{where} must be a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {sorted(unknown)} in {where}; known: {sorted(known)}")
+    kwargs = {}
+    for name, value in data.items():
+        ftype = known[name].type
+        sub = _NESTED.get((cls.__name__, name))
+        if sub is not None:
+            kwargs[name] = _build(sub, value, f"{where}.{name}")
+        elif ftype in ("int", int):
+            kwargs[name] = _coerce(value, int, f"{where}.{name}")
+        elif ftype in ("float", float):
+            kwargs[name] = _coerce(value, float, f"{where}.{name}")
+        elif ftype in ("str", str):
+            kwargs[name] = str(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, typ: type, where: str):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise SettingsError(f"{where} must be a {typ.__name__}, got {value!r}")
+    try:
+        return typ(value)
+    except ValueError:
+        raise SettingsError(f"{where} must be a {typ.__name__}, got {value!r}") from None
+
+
+_NESTED = {
+    ("Settings", "mlflow"): MlflowSettings,
+    ("Settings", "airflow"): AirflowSettings,
+    ("Settings", "features"): FeatureSettings,
+    ("Settings", "demo"): DemoSettings,
+    ("FeatureSettings", "split"): SplitSettings,
+}
+
+
+def _resolve_path(value: str | Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def _resolve_uri(value: str) -> str:
+    """Paths become absolute file:// URIs; URIs with a scheme are kept as they are."""
+    if "://" in value:
+        return value
+    return _resolve_path(value).as_uri()
+
+
+def _resolve_tracking_uri(value: str) -> str:
+    prefix = "sqlite:///"
+    if value.startswith(prefix) and not value[len(prefix) :].startswith("/"):
+        return prefix + str(_resolve_path(value[len(prefix) :]))
+    return value
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the YAML defaults, an optional MLP_CONFIG file, then MLP_* environment overrides."""
+    environ = os.environ if environ is None else environ
+    data = _deep_merge(_read_yaml(CONFIG_DIR / "settings.yaml"), _read_yaml(CONFIG_DIR / "datasets.yaml"))
+    if environ.get("MLP_CONFIG"):
+        data = _deep_merge(data, _read_yaml(_resolve_path(environ["MLP_CONFIG"])))
+    data = _deep_merge(data, _env_overrides(environ))
+    if environ.get("MLFLOW_TRACKING_URI"):
+        data = _deep_merge(data, {"mlflow": {"tracking_uri": environ["MLFLOW_TRACKING_URI"]}})
+
+    wheels = {k: _build(WheelSpec, v, f"wheels.{k}") for k, v in (data.pop("wheels", None) or {}).items()}
+    datasets = {k: _build(DatasetSpec, v, f"datasets.{k}") for k, v in (data.pop("datasets", None) or {}).items()}
+    settings = _build(Settings, {**data, "wheels": wheels, "datasets": datasets}, "settings")
+    return _replace_paths(settings)
+
+
+def _replace_paths(s: Settings) -> Settings:
+    from dataclasses import replace
+
+    return replace(
+        s,
+        state_dir=_resolve_path(s.state_dir),
+        cache_dir=_resolve_path(s.cache_dir),
+        lake_root=_resolve_uri(str(s.lake_root)),
+        mlflow=replace(s.mlflow, tracking_uri=_resolve_tracking_uri(s.mlflow.tracking_uri)),
+    )

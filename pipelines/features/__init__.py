@@ -1,0 +1,73 @@
+"""The bronze -> silver -> gold feature pipeline, one function per DAG task.
+
+Each function loads settings when it runs (never at import), takes the dataset name and the
+logical date, and returns a small JSON-able manifest (URIs, counts, hashes) for XCom.
+"""
+
+from __future__ import annotations
+
+from pipelines.config import Settings, load_settings
+from pipelines.lake import Lake
+
+
+def _ctx(settings: Settings | None) -> tuple[Settings, Lake]:
+    settings = settings or load_settings()
+    return settings, Lake(settings.lake_root)
+
+
+def land(dataset: str, ds: str, simulate: bool = True, settings: Settings | None = None) -> list[str]:
+    """Write the demo feed's files for ``ds`` (when simulating) and list every landing file of the date."""
+    from pipelines.datasets import load_dataset
+    from pipelines.features import bronze, landing
+
+    settings, lake = _ctx(settings)
+    demo = settings.demo
+    if simulate and landing.demo_day(ds, demo.start, demo.days) is not None:
+        landing.simulate_feed(lake, load_dataset(dataset, settings), dataset, ds, demo.start, demo.days, demo.files_per_day)
+    files = landing.landing_files(lake, dataset, ds)
+    bronze.clear_staging(lake, dataset, ds)
+    return files
+
+
+def ingest(dataset: str, ds: str, source: str, batch_id: str, settings: Settings | None = None) -> dict:
+    from pipelines.features import bronze
+
+    _, lake = _ctx(settings)
+    return bronze.ingest_file(lake, dataset, ds, source, batch_id)
+
+
+def commit(dataset: str, ds: str, parts: list[dict], settings: Settings | None = None) -> dict:
+    from pipelines.features import bronze
+
+    _, lake = _ctx(settings)
+    return bronze.commit_bronze(lake, dataset, ds, list(parts))
+
+
+def make_silver(dataset: str, ds: str, settings: Settings | None = None) -> dict:
+    from pipelines.features.contracts import load_contract
+    from pipelines.features.silver import build_silver
+
+    settings, lake = _ctx(settings)
+    contract = load_contract(settings.dataset(dataset).contract or dataset)
+    return build_silver(lake, contract, dataset, ds, settings.features.max_quarantine_fraction)
+
+
+def make_gold(dataset: str, ds: str, settings: Settings | None = None) -> dict:
+    from pipelines.features.contracts import load_contract
+    from pipelines.features.gold import build_gold
+
+    settings, lake = _ctx(settings)
+    contract = load_contract(settings.dataset(dataset).contract or dataset)
+    return build_gold(lake, contract, dataset, ds, settings.features.split, settings.seed)
+
+
+def run(dataset: str, ds: str, simulate: bool = True, batch_id: str = "cli", settings: Settings | None = None) -> dict:
+    """The whole chain in this process (CLI, tests, benchmarks); the DAG runs the same steps as tasks."""
+    settings = settings or load_settings()
+    files = land(dataset, ds, simulate, settings)
+    parts = [ingest(dataset, ds, f, batch_id, settings) for f in files]
+    return {
+        "bronze": commit(dataset, ds, parts, settings),
+        "silver": make_silver(dataset, ds, settings),
+        "gold": make_gold(dataset, ds, settings),
+    }

@@ -1,0 +1,251 @@
+"""Data contracts: the rules a silver row must keep, read from include/config/contracts/<name>.yaml.
+
+``apply_contract`` types and validates a bronze table (all strings) column by column with
+Arrow compute. Work on dictionary-encoded columns happens once per distinct value, not once
+per row, which is what keeps silver close to the speed of plain Parquet I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+
+from pipelines.constants import CONTRACTS_DIR
+
+TYPES = {"int": pa.int64(), "float": pa.float64(), "string": pa.string(), "bool": pa.bool_()}
+_INT_RE = r"^[+-]?[0-9]{1,18}$"
+_FLOAT_RE = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_TRUE, _FALSE = ["true", "t", "yes", "y", "1"], ["false", "f", "no", "n", "0"]
+
+
+class ContractError(ValueError):
+    """The batch as a whole does not fit the contract (e.g. a required column is missing)."""
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    name: str
+    type: str = "string"
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple | None = None
+    map: dict = field(default_factory=dict)
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return TYPES[self.type]
+
+
+@dataclass(frozen=True)
+class Contract:
+    name: str
+    columns: tuple[ColumnRule, ...]
+    na_values: tuple[str, ...] = ("",)
+    key: tuple[str, ...] = ()
+    label: str | None = None
+    positive: str | None = None
+    drop: tuple[str, ...] = ()
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def features(self) -> list[str]:
+        skip = {self.label, *self.drop}
+        return [c for c in self.column_names if c not in skip]
+
+
+def snake_case(name: str) -> str:
+    """'Educational-Num ' -> 'educational_num'."""
+    return re.sub(r"[^0-9a-zA-Z]+", "_", name.strip()).strip("_").lower()
+
+
+def load_contract(name: str, directory: Path = CONTRACTS_DIR) -> Contract:
+    path = directory / f"{name}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in directory.glob("*.yaml"))
+        raise ContractError(f"no contract named {name!r} at {path}; known contracts: {known}")
+    return parse_contract(yaml.safe_load(path.read_text()), where=str(path))
+
+
+def parse_contract(spec: dict, where: str = "contract") -> Contract:
+    """Build a Contract from its YAML mapping, naming the key that is wrong."""
+    columns = []
+    for col, rule in (spec.get("columns") or {}).items():
+        rule = dict(rule or {})
+        unknown = set(rule) - {"type", "nullable", "min", "max", "allowed", "map"}
+        if unknown:
+            raise ContractError(f"{where}: column {col!r} has unknown rule(s) {sorted(unknown)}")
+        if rule.get("type", "string") not in TYPES:
+            raise ContractError(f"{where}: column {col!r} has type {rule['type']!r}; use one of {sorted(TYPES)}")
+        if "allowed" in rule:
+            rule["allowed"] = tuple(str(v) for v in rule["allowed"])
+        rule["map"] = {str(k): str(v) for k, v in (rule.get("map") or {}).items()}
+        columns.append(ColumnRule(name=snake_case(col), **rule))
+    if not columns:
+        raise ContractError(f"{where}: a contract needs at least one column under 'columns'")
+    names = [c.name for c in columns]
+    key = spec.get("key", "all")
+    key = tuple(names) if key in (None, "all") else tuple(snake_case(k) for k in key)
+    gold = spec.get("gold") or {}
+    label = gold.get("label") or {}
+    contract = Contract(
+        name=spec.get("name", where),
+        columns=tuple(columns),
+        na_values=tuple(str(v) for v in spec.get("na_values", [""])),
+        key=key,
+        label=snake_case(label["column"]) if label.get("column") else None,
+        positive=str(label["positive"]) if "positive" in label else None,
+        drop=tuple(snake_case(c) for c in gold.get("drop", [])),
+    )
+    for ref in [*contract.key, *([contract.label] if contract.label else []), *contract.drop]:
+        if ref not in names:
+            raise ContractError(f"{where}: {ref!r} is used as key/label/drop but is not a contract column")
+    return contract
+
+
+@dataclass
+class ContractResult:
+    """Typed columns for every row, and per row the first rule it broke (null when none)."""
+
+    typed: pa.Table
+    reason: pa.ChunkedArray
+    extra_columns: list[str]
+
+    @property
+    def ok(self) -> np.ndarray:
+        return self.reason.is_null().to_numpy(zero_copy_only=False)
+
+
+def apply_contract(contract: Contract, table: pa.Table) -> ContractResult:
+    """Type and check every contract column of a bronze table (strings or dictionary of strings)."""
+    renamed = {snake_case(c): c for c in table.column_names if not c.startswith("_")}
+    missing = [c for c in contract.column_names if c not in renamed]
+    if missing:
+        raise ContractError(
+            f"contract {contract.name!r}: column(s) {missing} missing from the batch; "
+            f"found {sorted(renamed)}. Fix the source files or the contract."
+        )
+    extra = sorted(set(renamed) - set(contract.column_names))
+    typed, reason = {}, None
+    na = pa.array(contract.na_values, pa.string())
+    for rule in contract.columns:
+        chunks = [_check_chunk(rule, chunk, na) for chunk in table.column(renamed[rule.name]).chunks]
+        typed[rule.name] = pa.chunked_array([t for t, _ in chunks], type=_out_type(chunks, rule))
+        col_reason = pa.chunked_array([r for _, r in chunks], type=pa.string())
+        reason = col_reason if reason is None else pc.coalesce(reason, col_reason)
+    if reason is None or table.num_rows == 0:
+        reason = pa.chunked_array([pa.array([], pa.string())] if table.num_rows == 0 else [reason], type=pa.string())
+    return ContractResult(typed=pa.table(typed), reason=reason, extra_columns=extra)
+
+
+def _out_type(chunks, rule: ColumnRule) -> pa.DataType:
+    if chunks:
+        return chunks[0][0].type
+    return pa.dictionary(pa.int32(), pa.string()) if rule.type == "string" else rule.arrow_type
+
+
+def _check_chunk(rule: ColumnRule, arr: pa.Array, na: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Check the distinct values of a chunk once, then spread the results to its rows."""
+    if not pa.types.is_dictionary(arr.type):
+        arr = pc.dictionary_encode(arr)
+    values, indices = arr.dictionary, arr.indices
+    if not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
+    typed_values, value_reason = _check_values(rule, values, na)
+    reason = value_reason.take(indices)
+    if rule.type == "string":
+        # Keep the column dictionary-encoded; nulls live in the indices, never in the dictionary.
+        value_null = pc.is_null(typed_values).take(indices)
+        indices = pc.if_else(value_null, pa.scalar(None, indices.type), indices)
+        typed = pa.DictionaryArray.from_arrays(indices, pc.fill_null(typed_values, ""))
+    else:
+        typed = typed_values.take(indices)
+    if not rule.nullable:
+        missing = pc.and_kleene(pc.is_null(typed), pc.is_null(reason))
+        reason = pc.if_else(missing, pa.scalar(f"{rule.name}: missing value"), reason)
+    return typed, reason
+
+
+def _check_values(rule: ColumnRule, values: pa.Array, na: pa.Array) -> tuple[pa.Array, pa.Array]:
+    v = pc.utf8_trim_whitespace(values)
+    v = pc.if_else(pc.is_in(v, value_set=na), pa.scalar(None, pa.string()), v)
+    if rule.map:
+        keys = pa.array(list(rule.map), pa.string())
+        pos = pc.index_in(v, value_set=keys)
+        v = pc.coalesce(pa.array(list(rule.map.values()), pa.string()).take(pos), v)
+    reason = pa.nulls(len(v), pa.string())
+
+    def flag(bad, text: str):
+        nonlocal reason
+        bad = pc.fill_null(bad, False)
+        msg = pc.binary_join_element_wise(f"{rule.name}: {text} ('", v, "')", "")
+        reason = pc.if_else(pc.and_(bad, pc.is_null(reason)), msg, reason)
+
+    if rule.type == "int" or rule.type == "float":
+        ok = pc.match_substring_regex(v, _INT_RE if rule.type == "int" else _FLOAT_RE)
+        flag(pc.invert(ok), "not an integer" if rule.type == "int" else "not a number")
+        typed = pc.cast(pc.if_else(pc.fill_null(ok, False), v, pa.scalar(None, pa.string())), rule.arrow_type)
+    elif rule.type == "bool":
+        lower = pc.utf8_lower(v)
+        is_true, is_false = pc.is_in(lower, pa.array(_TRUE)), pc.is_in(lower, pa.array(_FALSE))
+        flag(pc.invert(pc.or_(is_true, is_false)), "not a boolean")
+        typed = pc.if_else(is_true, True, pc.if_else(is_false, False, pa.scalar(None, pa.bool_())))
+    else:
+        typed = v
+    if rule.min is not None:
+        flag(pc.less(typed, pa.scalar(rule.min).cast(typed.type)), f"below minimum {rule.min}")
+    if rule.max is not None:
+        flag(pc.greater(typed, pa.scalar(rule.max).cast(typed.type)), f"above maximum {rule.max}")
+    if rule.allowed is not None:
+        flag(pc.invert(pc.is_in(v, value_set=pa.array(rule.allowed, pa.string()))), "not an allowed value")
+    # A value that broke a rule is not carried into the typed column.
+    typed = pc.if_else(pc.is_null(reason), typed, pa.scalar(None, typed.type))
+    return typed, reason
+
+
+def row_ids(table: pa.Table, columns: list[str]) -> np.ndarray:
+    """A stable 64-bit id per row from the typed key columns (same values -> same id, in any process)."""
+    n = table.num_rows
+    h = np.full(n, 0x9E3779B97F4A7C15, dtype=np.uint64)
+    for name in columns:
+        col_hash = np.concatenate([_chunk_hash(c) for c in table.column(name).chunks]) if n else np.empty(0, np.uint64)
+        with np.errstate(over="ignore"):
+            h = (h ^ col_hash) * np.uint64(0x100000001B3)
+    return mix64(h)
+
+
+def _chunk_hash(chunk: pa.Array) -> np.ndarray:
+    if pa.types.is_dictionary(chunk.type):
+        values = chunk.dictionary.to_pandas()
+        value_hash = pd.util.hash_array(values.to_numpy(dtype=object, na_value=None)) if len(values) else np.empty(0, np.uint64)
+        idx = chunk.indices.to_numpy(zero_copy_only=False)
+        null = chunk.indices.is_null().to_numpy(zero_copy_only=False)
+        idx = np.where(null, 0, idx).astype(np.int64)
+        out = value_hash[idx] if len(value_hash) else np.zeros(len(chunk), np.uint64)
+        return np.where(null, np.uint64(0xA5A5A5A5A5A5A5A5), out)
+    null = chunk.is_null().to_numpy(zero_copy_only=False)
+    filled = pc.fill_null(chunk, pa.scalar(0, chunk.type) if not pa.types.is_string(chunk.type) else "")
+    arr = filled.to_numpy(zero_copy_only=False)
+    return np.where(null, np.uint64(0xA5A5A5A5A5A5A5A5), pd.util.hash_array(arr))
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: spreads the bits so ids are uniform (used for splits too)."""
+    x = x.astype(np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return x

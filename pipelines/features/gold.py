@@ -1,0 +1,78 @@
+"""Gold: model-ready features, the label, and a split that never changes for a row.
+
+The split comes from a hash of the row id and the seed alone: a row lands in the same split
+in every run and on every machine, and each class is cut train/valid/test in the configured
+proportions (in expectation: the hash is uniform within every class).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.config import SplitSettings
+from pipelines.constants import GOLD, LABEL, ROW_ID, SILVER, SPLIT, TEST, TRAIN, VALID
+from pipelines.features.contracts import Contract, ContractError, mix64
+from pipelines.lake import Lake
+
+SPLITS = [TRAIN, VALID, TEST]
+
+
+def assign_split(ids: np.ndarray, split: SplitSettings, seed: int) -> pa.DictionaryArray:
+    """train/valid/test from the row id and seed only."""
+    u = (mix64(ids ^ np.uint64(seed)) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    code = np.where(u < split.train, 0, np.where(u < split.train + split.valid, 1, 2)).astype(np.int8)
+    return pa.DictionaryArray.from_arrays(pa.array(code), pa.array(SPLITS))
+
+
+def label_column(column: pa.ChunkedArray, positive: str) -> pa.Array:
+    """1 where the label column equals the positive class, else 0 (computed per distinct value)."""
+    out = []
+    for chunk in column.chunks:
+        if pa.types.is_dictionary(chunk.type):
+            hit = pc.equal(chunk.dictionary.cast(pa.string()), positive).take(chunk.indices)
+        else:
+            hit = pc.equal(chunk.cast(pa.string()), positive)
+        out.append(pc.cast(hit, pa.int8()))
+    return pa.chunked_array(out, pa.int8()).combine_chunks() if out else pa.array([], pa.int8())
+
+
+def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: SplitSettings, seed: int) -> dict:
+    if not contract.label:
+        raise ContractError(f"contract {contract.name!r} has no gold.label: add `gold: {{label: {{column: ..., positive: ...}}}}`")
+    silver_manifest = lake.read_manifest(SILVER, dataset, ds)
+    silver = lake.read_partition(SILVER, dataset, ds, dictionary=True)
+    if contract.label not in silver.column_names:
+        raise ContractError(f"gold {dataset} {ds}: label column {contract.label!r} is not in silver ({silver.column_names})")
+    label = label_column(silver.column(contract.label), contract.positive)
+    ids = silver.column(ROW_ID).to_numpy()
+    splits = assign_split(ids, split, seed)
+    features = contract.features
+    gold = silver.select([ROW_ID, *features]).append_column(LABEL, label).append_column(SPLIT, splits)
+
+    label_np = label.to_numpy(zero_copy_only=False)
+    codes = splits.indices.to_numpy()
+    counts = {
+        name: {"rows": int((codes == i).sum()), "positives": int(label_np[codes == i].sum())}
+        for i, name in enumerate(SPLITS)
+    }
+    kinds = {r.name: r.type for r in contract.columns}
+    return lake.write_partition(
+        GOLD,
+        dataset,
+        ds,
+        {"part-0.parquet": gold},
+        {
+            "features": features,
+            "categorical": [f for f in features if kinds[f] in ("string", "bool")],
+            "numeric": [f for f in features if kinds[f] in ("int", "float")],
+            "dtypes": {f.name: str(f.type) for f in gold.schema},
+            "label": LABEL,
+            "label_source": {"column": contract.label, "positive": contract.positive},
+            "splits": counts,
+            "split_fractions": {TRAIN: split.train, VALID: split.valid, TEST: split.test},
+            "seed": seed,
+            "silver_content_hash": silver_manifest["content_hash"],
+        },
+    )

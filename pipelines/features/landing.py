@@ -1,0 +1,63 @@
+"""Landing: the raw files of a logical date.
+
+Users drop CSV or Parquet files into ``landing/<dataset>/ds=YYYY-MM-DD/``. For the demo, a
+simulated daily feed cuts a real dataset into ``demo.days`` dated batches (a row's day comes
+from a hash of its content, so exact duplicates land on the same day) and writes each day as
+``demo.files_per_day`` CSV files, so consecutive logical dates bring new rows.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from pipelines.constants import LANDING
+from pipelines.lake import Lake, check_ds
+
+LANDING_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+
+
+class EmptyBatchError(RuntimeError):
+    """No rows arrived for a logical date."""
+
+
+def landing_dir(dataset: str, ds: str) -> str:
+    return f"{LANDING}/{dataset}/ds={check_ds(ds)}"
+
+
+def demo_day(ds: str, start: str, days: int) -> int | None:
+    """Index of the demo batch for a date, or None outside the simulated range."""
+    offset = (date.fromisoformat(check_ds(ds)) - date.fromisoformat(start)).days
+    return offset if 0 <= offset < days else None
+
+
+def simulate_feed(lake: Lake, frame: pd.DataFrame, dataset: str, ds: str, start: str, days: int, files: int) -> list[str]:
+    """Write the demo batch of ``ds`` as raw CSV files; returns the files written (none outside the range)."""
+    day = demo_day(ds, start, days)
+    if day is None:
+        return []
+    h = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    rows = frame[(h % np.uint64(days)) == np.uint64(day)]
+    shard = (h[(h % np.uint64(days)) == np.uint64(day)] // np.uint64(days)) % np.uint64(files)
+    written = []
+    for k in range(files):
+        buf = io.StringIO()
+        rows[shard == np.uint64(k)].to_csv(buf, index=False)
+        rel = f"{landing_dir(dataset, ds)}/{dataset}-{ds}-{k:02d}.csv"
+        lake.write_bytes(rel, buf.getvalue().encode())
+        written.append(rel)
+    return written
+
+
+def landing_files(lake: Lake, dataset: str, ds: str) -> list[str]:
+    """The raw files present for a date, or a clear error when nothing arrived."""
+    files = lake.list_files(landing_dir(dataset, ds), LANDING_SUFFIXES)
+    if not files:
+        raise EmptyBatchError(
+            f"no landing files for dataset {dataset!r} on {ds}: drop CSV or Parquet files into "
+            f"{lake.uri(landing_dir(dataset, ds))} (the demo feed only covers its configured days)"
+        )
+    return files

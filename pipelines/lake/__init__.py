@@ -1,0 +1,231 @@
+"""Medallion storage: Parquet partitions by logical date, atomic writes, manifests.
+
+Layout under the lake root (``file://`` or ``s3://``)::
+
+    landing/<dataset>/ds=YYYY-MM-DD/<raw files>
+    <layer>/<dataset>/ds=YYYY-MM-DD/part-*.parquet + _manifest.json
+    quarantine/<stage>/<dataset>/ds=YYYY-MM-DD/...
+
+Every file is written to a temporary name and renamed into place, and a partition is
+published as a whole (staging folder swapped in), so a killed task never leaves a half
+file or a half partition, and re-running a date replaces its partition instead of
+appending to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from typing import Any, Iterable
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from pipelines.constants import MANIFEST_FILE, STAGING
+
+_TMP_MARK = ".tmp-"
+_OLD_MARK = ".old-"
+# Fixed writer options, so the same rows always give the same bytes (and content hash).
+PARQUET_OPTIONS = {"compression": "snappy", "write_statistics": True}
+
+
+def check_ds(ds: str) -> str:
+    """Validate a logical date string (YYYY-MM-DD) before it becomes part of a path."""
+    try:
+        return date.fromisoformat(ds).isoformat()
+    except (TypeError, ValueError):
+        raise ValueError(f"logical date must look like YYYY-MM-DD, got {ds!r}") from None
+
+
+def schema_hash(schema: pa.Schema) -> str:
+    """sha256 of the column names and types (metadata ignored)."""
+    text = "\n".join(f"{f.name}:{f.type}" for f in schema)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Lake:
+    """A lake rooted at a URI; paths handed around are relative to the root."""
+
+    root_uri: str
+
+    @property
+    def _fs_root(self) -> tuple[pafs.FileSystem, str]:
+        return _filesystem(self.root_uri)
+
+    @property
+    def fs(self) -> pafs.FileSystem:
+        return self._fs_root[0]
+
+    def path(self, *parts: str) -> str:
+        """Absolute path inside the filesystem for a path relative to the lake root."""
+        root = self._fs_root[1].rstrip("/")
+        return "/".join([root, *[p.strip("/") for p in parts if p]])
+
+    def uri(self, *parts: str) -> str:
+        return "/".join([self.root_uri.rstrip("/"), *[p.strip("/") for p in parts if p]])
+
+    def partition(self, layer: str, dataset: str, ds: str) -> str:
+        return f"{layer}/{dataset}/ds={check_ds(ds)}"
+
+    # ---- files -----------------------------------------------------------------------
+    def exists(self, rel: str) -> bool:
+        return self.fs.get_file_info(self.path(rel)).type != pafs.FileType.NotFound
+
+    def list_files(self, rel: str, suffixes: Iterable[str] = ()) -> list[str]:
+        """Files directly under a folder (relative paths, sorted), skipping temp and hidden files."""
+        info = self.fs.get_file_info(pafs.FileSelector(self.path(rel), allow_not_found=True))
+        suffixes = tuple(suffixes)
+        names = sorted(
+            i.base_name
+            for i in info
+            if i.type == pafs.FileType.File
+            and not i.base_name.startswith((".", "_"))
+            and _TMP_MARK not in i.base_name
+            and (not suffixes or i.base_name.lower().endswith(suffixes))
+        )
+        return [f"{rel}/{n}" for n in names]
+
+    def list_partitions(self, layer: str, dataset: str) -> list[str]:
+        """Logical dates that have a published partition, oldest first."""
+        info = self.fs.get_file_info(pafs.FileSelector(self.path(layer, dataset), allow_not_found=True))
+        return sorted(
+            i.base_name[3:]
+            for i in info
+            if i.type == pafs.FileType.Directory and i.base_name.startswith("ds=") and _TMP_MARK not in i.base_name
+            and _OLD_MARK not in i.base_name
+        )
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        self._atomic(rel, lambda stream: stream.write(data))
+
+    def read_bytes(self, rel: str) -> bytes:
+        with self.fs.open_input_stream(self.path(rel)) as f:
+            return f.read()
+
+    def write_parquet(self, rel: str, table: pa.Table) -> None:
+        self._atomic(rel, lambda stream: pq.write_table(table, stream, **PARQUET_OPTIONS))
+
+    def read_parquet(self, rel: str, columns: list[str] | None = None, dictionary: bool = False) -> pa.Table:
+        """Read one Parquet file; ``dictionary=True`` keeps string columns dictionary-encoded."""
+        with self.fs.open_input_file(self.path(rel)) as f:
+            pf = pq.ParquetFile(f)
+            read_dictionary = None
+            if dictionary:
+                read_dictionary = [fld.name for fld in pf.schema_arrow if pa.types.is_string(fld.type)]
+            if read_dictionary:
+                f.seek(0)
+                return pq.read_table(f, columns=columns, read_dictionary=read_dictionary)
+            return pf.read(columns=columns)
+
+    def write_json(self, rel: str, obj: Any) -> None:
+        self.write_bytes(rel, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())
+
+    def read_json(self, rel: str) -> Any:
+        return json.loads(self.read_bytes(rel))
+
+    def sha256(self, rel: str) -> str:
+        digest = hashlib.sha256()
+        with self.fs.open_input_stream(self.path(rel)) as f:
+            while chunk := f.read(1 << 22):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def delete_dir(self, rel: str) -> None:
+        if self.exists(rel):
+            self.fs.delete_dir(self.path(rel))
+
+    def _atomic(self, rel: str, write) -> None:
+        """Write to a temporary sibling, then rename over the target."""
+        final = self.path(rel)
+        parent = final.rsplit("/", 1)[0]
+        self.fs.create_dir(parent, recursive=True)
+        tmp = f"{final}{_TMP_MARK}{uuid.uuid4().hex}"
+        try:
+            with self.fs.open_output_stream(tmp) as stream:
+                write(stream)
+            self.fs.move(tmp, final)
+        except BaseException:
+            if self.fs.get_file_info(tmp).type != pafs.FileType.NotFound:
+                self.fs.delete_file(tmp)
+            raise
+
+    # ---- partitions ----------------------------------------------------------------------
+    def staging(self, layer: str, dataset: str, ds: str) -> str:
+        return f"{STAGING}/{self.partition(layer, dataset, ds)}"
+
+    def publish(self, staging_rel: str, final_rel: str) -> None:
+        """Swap a fully written staging folder in as the partition (the old one is removed)."""
+        fs, src, dst = self.fs, self.path(staging_rel), self.path(final_rel)
+        fs.create_dir(dst.rsplit("/", 1)[0], recursive=True)
+        self._sweep(dst)
+        old = None
+        if fs.get_file_info(dst).type != pafs.FileType.NotFound:
+            old = f"{dst}{_OLD_MARK}{uuid.uuid4().hex}"
+            fs.move(dst, old)
+        fs.move(src, dst)
+        if old:
+            fs.delete_dir(old)
+
+    def write_partition(self, layer: str, dataset: str, ds: str, files: dict[str, pa.Table], manifest: dict) -> dict:
+        """Write tables and a manifest into staging, then publish them as one partition.
+
+        The manifest gets each file's row count and sha256, the schema hash and a content
+        hash (sha256 over the files' hashes in name order).
+        """
+        stage = f"{self.staging(layer, dataset, ds)}{_TMP_MARK}{uuid.uuid4().hex}"
+        self.delete_dir(stage)
+        file_info = {}
+        for name, table in sorted(files.items()):
+            self.write_parquet(f"{stage}/{name}", table)
+            file_info[name] = {"rows": table.num_rows, "sha256": self.sha256(f"{stage}/{name}")}
+        first = next(iter(files.values()), None)
+        manifest = {
+            **manifest,
+            "layer": layer,
+            "dataset": dataset,
+            "ds": ds,
+            "uri": self.uri(self.partition(layer, dataset, ds)),
+            "files": file_info,
+            "rows": sum(f["rows"] for f in file_info.values()),
+            "schema_hash": schema_hash(first.schema) if first is not None else None,
+            "content_hash": hashlib.sha256("".join(f["sha256"] for f in file_info.values()).encode()).hexdigest(),
+        }
+        self.write_json(f"{stage}/{MANIFEST_FILE}", manifest)
+        self.publish(stage, self.partition(layer, dataset, ds))
+        return manifest
+
+    def read_manifest(self, layer: str, dataset: str, ds: str) -> dict:
+        rel = f"{self.partition(layer, dataset, ds)}/{MANIFEST_FILE}"
+        if not self.exists(rel):
+            raise FileNotFoundError(
+                f"no {layer} partition for {dataset} on {ds} at {self.uri(rel)}; run the features DAG for that date first"
+            )
+        return self.read_json(rel)
+
+    def read_partition(self, layer: str, dataset: str, ds: str, dictionary: bool = False) -> pa.Table:
+        """All Parquet files of one published partition, concatenated in file-name order."""
+        manifest = self.read_manifest(layer, dataset, ds)
+        part = self.partition(layer, dataset, ds)
+        tables = [self.read_parquet(f"{part}/{name}", dictionary=dictionary) for name in sorted(manifest["files"])]
+        if not tables:
+            return pa.table({})
+        return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+
+    def _sweep(self, dst: str) -> None:
+        """Remove leftovers of an interrupted publish next to ``dst``."""
+        parent, name = dst.rsplit("/", 1)
+        for info in self.fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True)):
+            if info.base_name.startswith(name + _OLD_MARK) and info.type == pafs.FileType.Directory:
+                self.fs.delete_dir(info.path)
+
+
+@lru_cache(maxsize=16)
+def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    fs, path = pafs.FileSystem.from_uri(uri)
+    return fs, path
