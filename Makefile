@@ -1,0 +1,47 @@
+# The verbs of the platform. `make demo` and `make test` work on a fresh machine with Python 3.11.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+
+.PHONY: demo test test-fast up down lint format bench venv clean
+
+venv: $(STAMP)
+
+# (Re)install when requirements.txt changes; creates .venv when it is missing.
+$(STAMP): requirements.txt
+	@test -x $(PY) || { echo "Creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "Python 3.11 is required (found $$($(PYTHON) --version))"; exit 1; }
+	@echo "Installing pinned requirements into $(VENV) (a few minutes the first time)"
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	@touch $(STAMP)
+
+demo: $(STAMP)  ## run every DAG end to end through Airflow on the embedded stack
+	$(PY) -m pipelines demo
+
+test: $(STAMP)  ## unit, DAG integrity, compose and end-to-end Airflow tests
+	$(PY) -m pytest
+
+test-fast: $(STAMP)  ## everything but the Airflow end-to-end runs
+	$(PY) -m pytest -m "not integration"
+
+up: $(STAMP)  ## Airflow UI on :8080 and MLflow UI on :5000, both on 127.0.0.1, in the background
+	$(PY) -m pipelines up
+
+down:  ## stop what `make up` started (by PID file)
+	@if [ -x $(PY) ]; then $(PY) -m pipelines down; else echo "nothing to stop"; fi
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+bench: $(STAMP)  ## benchmarks: print a table, write bench/results/*.json
+	$(PY) bench/features.py
+
+clean: down
+	rm -rf .state

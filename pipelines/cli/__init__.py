@@ -1,0 +1,54 @@
+"""`python -m pipelines <command>`: the verbs behind the Makefile, usable on their own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pipelines.config import SettingsError, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run every DAG end to end through Airflow on the embedded stack")
+    demo.add_argument("--days", type=int, help="how many demo dates to run (default: demo.days)")
+    sub.add_parser("up", help="start Airflow (standalone) and the MLflow server on 127.0.0.1")
+    sub.add_parser("down", help="stop what `up` started")
+    feat = sub.add_parser("features", help="run landing -> bronze -> silver -> gold for one date in this process")
+    feat.add_argument("--ds", required=True, help="logical date, YYYY-MM-DD")
+    feat.add_argument("--dataset", help="dataset name (default: features.dataset)")
+    feat.add_argument("--no-simulate", action="store_true", help="ingest only files already in landing")
+    sub.add_parser("env", help="print shell exports to use the airflow CLI against the embedded stack")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"settings error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "demo":
+        from pipelines.cli import demo
+
+        return demo.main(settings, args.days)
+    if args.command in ("up", "down"):
+        from pipelines.cli import stack
+
+        return getattr(stack, args.command)(settings)
+    if args.command == "features":
+        from pipelines import features
+
+        result = features.run(args.dataset or settings.features.dataset, args.ds, not args.no_simulate, settings=settings)
+        print(json.dumps({k: {f: v[f] for f in ("uri", "rows", "content_hash")} for k, v in result.items()}, indent=2))
+        return 0
+    if args.command == "env":
+        from pipelines.cli import stack
+
+        for key, value in stack.airflow_env(settings, base={}).items():
+            print(f"export {key}={value!r}")
+        return 0
+    return 2

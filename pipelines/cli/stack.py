@@ -1,0 +1,261 @@
+"""The embedded stack: Airflow (SQLite, LocalExecutor) and an MLflow server, on 127.0.0.1.
+
+Services run as background process groups recorded in PID files under ``.state/run``;
+``stop`` ends exactly those groups. Everything lives under the repo's ignored ``.state``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.config import Settings
+from pipelines.constants import REPO_ROOT
+
+ADMIN_USER = "admin"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    command: list[str]
+    health_url: str
+    url: str
+
+
+def _bin(name: str) -> str:
+    """Console scripts of the running interpreter's environment (the project's .venv)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+def airflow_home(settings: Settings) -> Path:
+    return settings.state_dir / "airflow"
+
+
+def run_dir(settings: Settings) -> Path:
+    path = settings.state_dir / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _persistent_secret(path: Path) -> str:
+    """A secret generated once per checkout, so every Airflow process signs and checks the same tokens."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def airflow_env(settings: Settings, base: dict | None = None) -> dict[str, str]:
+    """Environment for every Airflow command of the embedded stack."""
+    home = airflow_home(settings)
+    home.mkdir(parents=True, exist_ok=True)
+    af = settings.airflow
+    env = dict(os.environ if base is None else base)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(max(2, os.cpu_count() or 2) * 2),
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{af.url}/execution/",
+            "AIRFLOW__API__HOST": af.host,
+            "AIRFLOW__API__PORT": str(af.port),
+            "AIRFLOW__API__BASE_URL": af.url,
+            "AIRFLOW__API_AUTH__JWT_SECRET": _persistent_secret(home / ".jwt_secret"),
+            "AIRFLOW__API__SECRET_KEY": _persistent_secret(home / ".api_secret_key"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "simple_auth_manager_passwords.json"),
+            "MLFLOW_TRACKING_URI": settings.mlflow.server_url,
+            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p),
+        }
+    )
+    return env
+
+
+def airflow_services(settings: Settings, standalone: bool) -> Service:
+    af = settings.airflow
+    command = [_bin("airflow"), "standalone"] if standalone else [_bin("airflow"), "api-server", "--host", af.host, "--port", str(af.port)]
+    return Service("airflow", command, f"{af.url}/api/v2/monitor/health", af.url)
+
+
+def mlflow_service(settings: Settings) -> Service:
+    m = settings.mlflow
+    store = settings.state_dir / "mlflow"
+    store.mkdir(parents=True, exist_ok=True)
+    command = [
+        _bin("mlflow"), "server",
+        "--host", m.host, "--port", str(m.port),
+        "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
+        "--artifacts-destination", str(store / "artifacts"),
+        "--workers", "1",
+    ]
+    return Service("mlflow", command, f"{m.server_url}/health", m.server_url)
+
+
+def is_healthy(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _pidfile(settings: Settings, name: str) -> Path:
+    return run_dir(settings) / f"{name}.pid"
+
+
+def running_pid(settings: Settings, name: str) -> int | None:
+    """PID of a service this checkout started and that is still alive."""
+    path = _pidfile(settings, name)
+    if not path.exists():
+        return None
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (ValueError, ProcessLookupError, PermissionError):
+        path.unlink(missing_ok=True)
+        return None
+
+
+def start(settings: Settings, service: Service, env: dict, timeout: float = 180) -> int:
+    """Start a service in its own process group, record its PID, wait until it answers."""
+    if pid := running_pid(settings, service.name):
+        if is_healthy(service.health_url):
+            return pid
+    if is_healthy(service.health_url):
+        raise RuntimeError(
+            f"something else already answers on {service.url}; stop it or move {service.name} to another port "
+            f"(MLP_{service.name.upper()}__PORT=...)"
+        )
+    log_path = settings.state_dir / "logs" / f"{service.name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(service.command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO_ROOT)
+    _pidfile(settings, service.name).write_text(str(proc.pid))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _pidfile(settings, service.name).unlink(missing_ok=True)
+            raise RuntimeError(f"{service.name} exited with code {proc.returncode}; see {log_path}:\n{_tail(log_path)}")
+        if is_healthy(service.health_url):
+            return proc.pid
+        time.sleep(1)
+    stop(settings, service.name)
+    raise RuntimeError(f"{service.name} did not answer on {service.health_url} within {timeout:.0f}s; see {log_path}:\n{_tail(log_path)}")
+
+
+def stop(settings: Settings, name: str, grace: float = 20) -> bool:
+    """Stop the process group recorded in the service's PID file; True when something was stopped."""
+    pid = running_pid(settings, name)
+    if pid is None:
+        return False
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _group_alive(pid):
+            time.sleep(0.2)
+        if not _group_alive(pid):
+            break
+    _pidfile(settings, name).unlink(missing_ok=True)
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie leader still "exists"; reap it if it is our child.
+    try:
+        os.waitpid(pgid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""
+
+
+def migrate(settings: Settings, env: dict) -> None:
+    """Create or upgrade the Airflow metadata database (idempotent)."""
+    log = settings.state_dir / "logs" / "airflow-db-migrate.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        rc = subprocess.call([_bin("airflow"), "db", "migrate"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    if rc != 0:
+        raise RuntimeError(f"airflow db migrate failed (exit {rc}); see {log}:\n{_tail(log)}")
+
+
+def admin_password(settings: Settings) -> str | None:
+    path = airflow_home(settings) / "simple_auth_manager_passwords.json"
+    try:
+        return json.loads(path.read_text()).get(ADMIN_USER)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+@contextmanager
+def services(settings: Settings, env: dict):
+    """Airflow's API server and the MLflow server for the length of a block.
+
+    Reuses the ones ``make up`` started; stops only what this block started.
+    """
+    started = []
+    try:
+        for svc in (airflow_services(settings, standalone=False), mlflow_service(settings)):
+            if running_pid(settings, svc.name) and is_healthy(svc.health_url):
+                continue
+            start(settings, svc, env)
+            started.append(svc.name)
+        yield
+    finally:
+        for name in reversed(started):
+            stop(settings, name)
+
+
+def up(settings: Settings) -> int:
+    env = airflow_env(settings)
+    migrate(settings, env)
+    af = start(settings, airflow_services(settings, standalone=True), env, timeout=300)
+    ml = start(settings, mlflow_service(settings), env)
+    print(f"Airflow UI : {settings.airflow.url}   (user {ADMIN_USER}, password {admin_password(settings) or 'see .state/airflow/simple_auth_manager_passwords.json'})  pid {af}")
+    print(f"MLflow UI  : {settings.mlflow.server_url}   pid {ml}")
+    print(f"Logs       : {settings.state_dir / 'logs'}")
+    print("Stop both with: make down")
+    return 0
+
+
+def down(settings: Settings) -> int:
+    for name in ("mlflow", "airflow"):
+        print(f"{name}: {'stopped' if stop(settings, name) else 'not running'}")
+    return 0

@@ -1,0 +1,62 @@
+import pyarrow as pa
+import pytest
+
+from pipelines.lake import Lake, check_ds
+
+
+@pytest.fixture
+def lake(tmp_path):
+    return Lake(tmp_path.as_uri())
+
+
+def test_check_ds_refuses_what_is_not_a_date():
+    assert check_ds("2026-01-02") == "2026-01-02"
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        check_ds("../../etc")
+
+
+def test_partition_is_replaced_as_a_whole(lake):
+    lake.write_partition("silver", "d", "2026-01-01", {"a.parquet": pa.table({"x": [1]}), "b.parquet": pa.table({"x": [2]})}, {})
+    m = lake.write_partition("silver", "d", "2026-01-01", {"a.parquet": pa.table({"x": [3, 4]})}, {"note": 1})
+    assert lake.read_partition("silver", "d", "2026-01-01").column("x").to_pylist() == [3, 4]
+    assert m["rows"] == 2 and m["note"] == 1
+    assert lake.read_manifest("silver", "d", "2026-01-01")["content_hash"] == m["content_hash"]
+    assert lake.list_partitions("silver", "d") == ["2026-01-01"]
+
+
+def test_content_hash_follows_content(lake):
+    a = lake.write_partition("gold", "d", "2026-01-01", {"p.parquet": pa.table({"x": [1, 2]})}, {})
+    b = lake.write_partition("gold", "d", "2026-01-02", {"p.parquet": pa.table({"x": [1, 2]})}, {})
+    c = lake.write_partition("gold", "d", "2026-01-03", {"p.parquet": pa.table({"x": [2, 1]})}, {})
+    assert a["content_hash"] == b["content_hash"] != c["content_hash"]
+
+
+def test_a_crash_mid_write_leaves_no_file_behind(lake, tmp_path):
+    lake.write_bytes("f/data.bin", b"old")
+
+    def explode(stream):
+        stream.write(b"half")
+        raise KeyboardInterrupt("killed")
+
+    with pytest.raises(KeyboardInterrupt):
+        lake._atomic("f/data.bin", explode)
+    assert lake.read_bytes("f/data.bin") == b"old"
+    assert [p.name for p in (tmp_path / "f").iterdir()] == ["data.bin"]
+
+
+def test_a_crash_before_publish_keeps_the_old_partition(lake, monkeypatch):
+    lake.write_partition("gold", "d", "2026-01-01", {"p.parquet": pa.table({"x": [1]})}, {})
+
+    def boom(*a, **k):
+        raise RuntimeError("killed before publish")
+
+    monkeypatch.setattr(Lake, "publish", boom)
+    with pytest.raises(RuntimeError):
+        lake.write_partition("gold", "d", "2026-01-01", {"p.parquet": pa.table({"x": [9]})}, {})
+    assert lake.read_partition("gold", "d", "2026-01-01").column("x").to_pylist() == [1]
+    assert lake.list_partitions("gold", "d") == ["2026-01-01"]
+
+
+def test_missing_partition_says_what_to_run(lake):
+    with pytest.raises(FileNotFoundError, match="run the features DAG"):
+        lake.read_manifest("gold", "d", "2026-01-01")
