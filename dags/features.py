@@ -29,6 +29,19 @@ SILVER = Asset(name="silver", uri="lake://silver")
 GOLD = Asset(name="gold", uri="lake://gold")
 
 
+def _step(name: str, *args, **kwargs):
+    """Run one pipelines.features step; bad data fails the task at once (retries cannot fix it)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipelines import features
+    from pipelines.errors import DataError
+
+    try:
+        return getattr(features, name)(*args, **kwargs)
+    except DataError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
 @dag(
     dag_id="features",
     schedule="@daily",
@@ -50,35 +63,25 @@ GOLD = Asset(name="gold", uri="lake://gold")
 def features():
     @task
     def land(params=None, ds=None) -> list[str]:
-        from pipelines import features
-
-        return features.land(params["dataset"], ds, simulate=params["simulate_feed"])
+        return _step("land", params["dataset"], ds, simulate=params["simulate_feed"])
 
     @task(max_active_tis_per_dagrun=4)
     def bronze_file(source: str, params=None, ds=None, run_id=None) -> dict:
-        from pipelines import features
-
-        return features.ingest(params["dataset"], ds, source, batch_id=run_id)
+        return _step("ingest", params["dataset"], ds, source, batch_id=run_id)
 
     @task(outlets=[BRONZE])
     def bronze_commit(parts: list[dict], params=None, ds=None) -> dict:
-        from pipelines import features
-
-        manifest = features.commit(params["dataset"], ds, list(parts))
+        manifest = _step("commit", params["dataset"], ds, list(parts))
         return {k: manifest[k] for k in ("uri", "rows_in", "rows", "quarantined_rows", "content_hash")}
 
     @task(outlets=[SILVER])
     def silver(bronze: dict, params=None, ds=None) -> dict:
-        from pipelines import features
-
-        manifest = features.make_silver(params["dataset"], ds)
+        manifest = _step("make_silver", params["dataset"], ds)
         return {k: manifest[k] for k in ("uri", "rows_in", "rows", "rows_quarantined", "reasons", "content_hash")}
 
     @task(outlets=[GOLD])
     def gold(silver: dict, params=None, ds=None, outlet_events=None) -> dict:
-        from pipelines import features
-
-        manifest = features.make_gold(params["dataset"], ds)
+        manifest = _step("make_gold", params["dataset"], ds)
         summary = {k: manifest[k] for k in ("dataset", "ds", "uri", "rows", "splits", "schema_hash", "content_hash")}
         outlet_events[GOLD].extra = summary
         return summary

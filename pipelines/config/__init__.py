@@ -17,11 +17,12 @@ from typing import Any, Mapping
 import yaml
 
 from pipelines.constants import CONFIG_DIR, REPO_ROOT
+from pipelines.errors import DataError
 
 ENV_PREFIX = "MLP_"
 
 
-class SettingsError(ValueError):
+class SettingsError(DataError, ValueError):
     """A setting is missing, unknown or has the wrong type."""
 
 

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import yaml
 
 from pipelines.constants import CONTRACTS_DIR
+from pipelines.errors import DataError
 
 TYPES = {"int": pa.int64(), "float": pa.float64(), "string": pa.string(), "bool": pa.bool_()}
 _INT_RE = r"^[+-]?[0-9]{1,18}$"
@@ -25,7 +26,7 @@ _FLOAT_RE = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _TRUE, _FALSE = ["true", "t", "yes", "y", "1"], ["false", "f", "no", "n", "0"]
 
 
-class ContractError(ValueError):
+class ContractError(DataError, ValueError):
     """The batch as a whole does not fit the contract (e.g. a required column is missing)."""
 
 

@@ -15,12 +15,13 @@ import numpy as np
 import pandas as pd
 
 from pipelines.constants import LANDING
+from pipelines.errors import DataError
 from pipelines.lake import Lake, check_ds
 
 LANDING_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
 
-class EmptyBatchError(RuntimeError):
+class EmptyBatchError(DataError, RuntimeError):
     """No rows arrived for a logical date."""
 
 

@@ -165,7 +165,11 @@ def check_dag_attributes(path: Path, cache: dict | None = None) -> list[str]:
         if isinstance(node, ast.keyword) and node.arg == "start_date":
             exprs.append(node.value)
         elif isinstance(node, ast.Dict):
-            exprs += [v for k, v in zip(node.keys, node.values, strict=True) if isinstance(k, ast.Constant) and k.value == "start_date"]
+            exprs += [
+                v
+                for k, v in zip(node.keys, node.values, strict=True)
+                if isinstance(k, ast.Constant) and k.value == "start_date"
+            ]
         for expr in exprs:
             for call in _dynamic_calls(expr, assignments):
                 problems.append(
@@ -251,7 +255,9 @@ def _run_isolated(script: str, path: Path, tmp_dir: Path, sql_alchemy_conn: str 
         timeout=120,
     )
     if proc.returncode != 0 or not out.exists():
-        raise AssertionError(f"checker subprocess failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise AssertionError(
+            f"checker subprocess failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     return json.loads(out.read_text())
 
 
@@ -419,8 +425,16 @@ def {stem}():
 '''
 
 
-def write_dag(tmp_path: Path, stem: str = "good", *, header: str = "", start_date: str = "datetime(2026, 1, 1)",
-              retries: int = 2, mapped_args: str = "", replace: tuple[str, str] | None = None) -> Path:
+def write_dag(
+    tmp_path: Path,
+    stem: str = "good",
+    *,
+    header: str = "",
+    start_date: str = "datetime(2026, 1, 1)",
+    retries: int = 2,
+    mapped_args: str = "",
+    replace: tuple[str, str] | None = None,
+) -> Path:
     text = GOOD_DAG.format(stem=stem, start_date=start_date, retries=retries, mapped_args=mapped_args)
     if header:
         text = text.replace("from airflow.sdk import dag, task\n", f"from airflow.sdk import dag, task\n{header}\n")
@@ -530,8 +544,18 @@ def test_dynamic_start_date_is_caught(tmp_path, airflow_home, start_date):
         "try:\n    import torch\nexcept ImportError:\n    torch = None",
         "class Helper:\n    import xgboost",
     ],
-    ids=["pandas", "numpy", "sklearn", "mlflow", "pipelines", "pipelines.config", "airflow.models",
-         "from-airflow-import", "inside-try", "inside-class"],
+    ids=[
+        "pandas",
+        "numpy",
+        "sklearn",
+        "mlflow",
+        "pipelines",
+        "pipelines.config",
+        "airflow.models",
+        "from-airflow-import",
+        "inside-try",
+        "inside-class",
+    ],
 )
 def test_heavy_top_level_import_is_caught(tmp_path, header):
     path = write_dag(tmp_path, header=header)
@@ -578,8 +602,14 @@ def test_db_connection_and_network_access_is_caught(tmp_path):
     )
     path = write_dag(tmp_path, header=header)
     problems = " ".join(check_no_db_or_connection_access(path, tmp_path))
-    for what in ("Variable.get", "BaseHook.get_connection", "Connection.get", "sqlite3.connect",
-                 "socket.getaddrinfo", "socket.connect"):
+    for what in (
+        "Variable.get",
+        "BaseHook.get_connection",
+        "Connection.get",
+        "sqlite3.connect",
+        "socket.getaddrinfo",
+        "socket.connect",
+    ):
         assert what in problems, (what, problems)
 
 
