@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import pstats
+import resource
 import shutil
 import subprocess
 import sys
@@ -103,6 +104,9 @@ def make_landing(lake_root: Path, n: int) -> list[Path]:
 
 
 # ---- measured runs (each in a fresh child process) --------------------------------------------
+_PEAKS: dict[str, float] = {}  # child's peak RSS (GiB) so far, at the end of each stage
+
+
 @contextmanager
 def _stage(times: dict, name: str, profile: bool):
     prof = cProfile.Profile() if profile else None
@@ -115,6 +119,7 @@ def _stage(times: dict, name: str, profile: bool):
         if prof:
             prof.disable()
         times[name] = round(time.perf_counter() - start, 3)
+        _PEAKS[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
         if prof:
             print(f"--- cProfile: {name} ({times[name]:.2f} s), top by own time", file=sys.stderr)
             pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(8)
@@ -144,7 +149,13 @@ def run_pipeline(lake_uri: str, profile: bool = False) -> dict:
         "duplicates": silver_m["duplicates"],
         "gold": gold_m["rows"],
     }
-    return {"stages_s": t, "seconds": round(sum(t.values()), 3), "files": len(files), "rows": counts}
+    return {
+        "stages_s": t,
+        "peak_gib_after": dict(_PEAKS),
+        "seconds": round(sum(t.values()), 3),
+        "files": len(files),
+        "rows": counts,
+    }
 
 
 def run_floor(landing: str, out: str) -> dict:
@@ -203,6 +214,7 @@ def bench_size(n: int, tmp: Path, repeat: int, profile: bool) -> dict:
         "peak_mem_gib": max(r["peak_gib"] for r in pipes),
         "peak_mem_gib_floor": max(r["peak_gib"] for r in floors),
         "stages_s": pipe["stages_s"],
+        "peak_mem_gib_after_stage": pipe["peak_gib_after"],
         "row_counts": pipe["rows"],
         "all_runs_s": {"pipeline": [r["seconds"] for r in pipes], "floor": [r["seconds"] for r in floors]},
     }

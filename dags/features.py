@@ -52,7 +52,9 @@ def _step(name: str, *args, **kwargs):
     doc_md=__doc__,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=20)},
     params={
-        "dataset": Param("adult", type="string", description="Dataset name from include/config/datasets.yaml; it needs a contract."),
+        "dataset": Param(
+            "adult", type="string", description="Dataset name from include/config/datasets.yaml; it needs a contract."
+        ),
         "simulate_feed": Param(
             True,
             type="boolean",

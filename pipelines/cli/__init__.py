@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "features":
         from pipelines import features
 
-        result = features.run(args.dataset or settings.features.dataset, args.ds, not args.no_simulate, settings=settings)
+        result = features.run(
+            args.dataset or settings.features.dataset, args.ds, not args.no_simulate, settings=settings
+        )
         print(json.dumps({k: {f: v[f] for f in ("uri", "rows", "content_hash")} for k, v in result.items()}, indent=2))
         return 0
     if args.command == "env":

@@ -121,7 +121,9 @@ def feature_outputs(settings: Settings, dataset: str, ds: str) -> dict:
 
 def main(settings: Settings, days: int | None = None) -> int:
     env = stack.airflow_env(settings)
-    print(f"Preparing the embedded stack under {settings.state_dir} (Airflow on SQLite, LocalExecutor; MLflow on SQLite)")
+    print(
+        f"Preparing the embedded stack under {settings.state_dir} (Airflow on SQLite, LocalExecutor; MLflow on SQLite)"
+    )
     stack.migrate(settings, env)
     results: list[RunResult] = []
     t0 = time.monotonic()

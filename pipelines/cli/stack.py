@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +85,8 @@ def airflow_env(settings: Settings, base: dict | None = None) -> dict[str, str]:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "simple_auth_manager_passwords.json"),
             "MLFLOW_TRACKING_URI": settings.mlflow.server_url,
             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p),
+            # `airflow standalone` starts its components by name: find the project's own console scripts first.
+            "PATH": os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p),
         }
     )
     return env
@@ -92,7 +94,11 @@ def airflow_env(settings: Settings, base: dict | None = None) -> dict[str, str]:
 
 def airflow_services(settings: Settings, standalone: bool) -> Service:
     af = settings.airflow
-    command = [_bin("airflow"), "standalone"] if standalone else [_bin("airflow"), "api-server", "--host", af.host, "--port", str(af.port)]
+    command = (
+        [_bin("airflow"), "standalone"]
+        if standalone
+        else [_bin("airflow"), "api-server", "--host", af.host, "--port", str(af.port)]
+    )
     return Service("airflow", command, f"{af.url}/api/v2/monitor/health", af.url)
 
 
@@ -101,11 +107,18 @@ def mlflow_service(settings: Settings) -> Service:
     store = settings.state_dir / "mlflow"
     store.mkdir(parents=True, exist_ok=True)
     command = [
-        _bin("mlflow"), "server",
-        "--host", m.host, "--port", str(m.port),
-        "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
-        "--artifacts-destination", str(store / "artifacts"),
-        "--workers", "1",
+        _bin("mlflow"),
+        "server",
+        "--host",
+        m.host,
+        "--port",
+        str(m.port),
+        "--backend-store-uri",
+        f"sqlite:///{store / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(store / "artifacts"),
+        "--workers",
+        "1",
     ]
     return Service("mlflow", command, f"{m.server_url}/health", m.server_url)
 
@@ -138,9 +151,8 @@ def running_pid(settings: Settings, name: str) -> int | None:
 
 def start(settings: Settings, service: Service, env: dict, timeout: float = 180) -> int:
     """Start a service in its own process group, record its PID, wait until it answers."""
-    if pid := running_pid(settings, service.name):
-        if is_healthy(service.health_url):
-            return pid
+    if (pid := running_pid(settings, service.name)) and is_healthy(service.health_url):
+        return pid
     if is_healthy(service.health_url):
         raise RuntimeError(
             f"something else already answers on {service.url}; stop it or move {service.name} to another port "
@@ -149,7 +161,15 @@ def start(settings: Settings, service: Service, env: dict, timeout: float = 180)
     log_path = settings.state_dir / "logs" / f"{service.name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(service.command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO_ROOT)
+        proc = subprocess.Popen(
+            service.command,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=REPO_ROOT,
+        )
     _pidfile(settings, service.name).write_text(str(proc.pid))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -160,7 +180,9 @@ def start(settings: Settings, service: Service, env: dict, timeout: float = 180)
             return proc.pid
         time.sleep(1)
     stop(settings, service.name)
-    raise RuntimeError(f"{service.name} did not answer on {service.health_url} within {timeout:.0f}s; see {log_path}:\n{_tail(log_path)}")
+    raise RuntimeError(
+        f"{service.name} did not answer on {service.health_url} within {timeout:.0f}s; see {log_path}:\n{_tail(log_path)}"
+    )
 
 
 def stop(settings: Settings, name: str, grace: float = 20) -> bool:
@@ -188,10 +210,8 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     # A zombie leader still "exists"; reap it if it is our child.
-    try:
+    with suppress(ChildProcessError):
         os.waitpid(pgid, os.WNOHANG)
-    except ChildProcessError:
-        pass
     try:
         os.killpg(pgid, 0)
         return True
@@ -248,7 +268,9 @@ def up(settings: Settings) -> int:
     migrate(settings, env)
     af = start(settings, airflow_services(settings, standalone=True), env, timeout=300)
     ml = start(settings, mlflow_service(settings), env)
-    print(f"Airflow UI : {settings.airflow.url}   (user {ADMIN_USER}, password {admin_password(settings) or 'see .state/airflow/simple_auth_manager_passwords.json'})  pid {af}")
+    print(
+        f"Airflow UI : {settings.airflow.url}   (user {ADMIN_USER}, password {admin_password(settings) or 'see .state/airflow/simple_auth_manager_passwords.json'})  pid {af}"
+    )
     print(f"MLflow UI  : {settings.mlflow.server_url}   pid {ml}")
     print(f"Logs       : {settings.state_dir / 'logs'}")
     print("Stop both with: make down")

@@ -23,7 +23,9 @@ def land(dataset: str, ds: str, simulate: bool = True, settings: Settings | None
     settings, lake = _ctx(settings)
     demo = settings.demo
     if simulate and landing.demo_day(ds, demo.start, demo.days) is not None:
-        landing.simulate_feed(lake, load_dataset(dataset, settings), dataset, ds, demo.start, demo.days, demo.files_per_day)
+        landing.simulate_feed(
+            lake, load_dataset(dataset, settings), dataset, ds, demo.start, demo.days, demo.files_per_day
+        )
     files = landing.landing_files(lake, dataset, ds)
     bronze.clear_staging(lake, dataset, ds)
     return files

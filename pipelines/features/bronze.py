@@ -12,14 +12,24 @@ import csv
 import hashlib
 import io
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipelines.constants import BATCH_ID, BRONZE, INGESTED_AT, MANIFEST_FILE, QUARANTINE, RAW, REASON, ROW_NUMBER, SOURCE_FILE
+from pipelines.constants import (
+    BATCH_ID,
+    BRONZE,
+    INGESTED_AT,
+    MANIFEST_FILE,
+    QUARANTINE,
+    RAW,
+    REASON,
+    ROW_NUMBER,
+    SOURCE_FILE,
+)
 from pipelines.lake import Lake
 
 QUARANTINE_BRONZE = f"{QUARANTINE}/{BRONZE}"
@@ -57,7 +67,13 @@ def _read_csv(data: bytes, name: str) -> tuple[pa.Table, list[dict]]:
     bad: list[dict] = []
 
     def on_invalid(row) -> str:
-        bad.append({ROW_NUMBER: (row.number or 0) - 1, REASON: f"malformed CSV line: expected {row.expected_columns} fields, found {row.actual_columns}", RAW: row.text})
+        bad.append(
+            {
+                ROW_NUMBER: (row.number or 0) - 1,
+                REASON: f"malformed CSV line: expected {row.expected_columns} fields, found {row.actual_columns}",
+                RAW: row.text,
+            }
+        )
         return "skip"
 
     try:
@@ -104,13 +120,23 @@ def ingest_file(lake: Lake, dataset: str, ds: str, source: str, batch_id: str) -
     stage = lake.staging(BRONZE, dataset, ds)
     qstage = lake.staging(QUARANTINE_BRONZE, dataset, ds)
     name = part_name(source)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         table, bad = read_raw(lake.read_bytes(source), source)
     except CorruptFileError as exc:
-        quarantine = pa.table({SOURCE_FILE: [source], ROW_NUMBER: [None], REASON: [str(exc)], RAW: [None]}, schema=QUARANTINE_SCHEMA)
+        quarantine = pa.table(
+            {SOURCE_FILE: [source], ROW_NUMBER: [None], REASON: [str(exc)], RAW: [None]}, schema=QUARANTINE_SCHEMA
+        )
         lake.write_parquet(f"{qstage}/{name}", quarantine)
-        return {"source": source, "part": None, "quarantine": name, "rows_in": None, "rows": 0, "quarantined": 0, "file_quarantined": str(exc)}
+        return {
+            "source": source,
+            "part": None,
+            "quarantine": name,
+            "rows_in": None,
+            "rows": 0,
+            "quarantined": 0,
+            "file_quarantined": str(exc),
+        }
     n = table.num_rows
     table = (
         table.append_column(INGESTED_AT, pa.array([now] * n, pa.timestamp("us", tz="UTC")))
@@ -122,7 +148,15 @@ def ingest_file(lake: Lake, dataset: str, ds: str, source: str, batch_id: str) -
         for b in bad:
             b[SOURCE_FILE] = source
         lake.write_parquet(f"{qstage}/{name}", pa.Table.from_pylist(bad, schema=QUARANTINE_SCHEMA))
-    return {"source": source, "part": name, "quarantine": name if bad else None, "rows_in": n + len(bad), "rows": n, "quarantined": len(bad), "file_quarantined": None}
+    return {
+        "source": source,
+        "part": name,
+        "quarantine": name if bad else None,
+        "rows_in": n + len(bad),
+        "rows": n,
+        "quarantined": len(bad),
+        "file_quarantined": None,
+    }
 
 
 def clear_staging(lake: Lake, dataset: str, ds: str) -> None:
@@ -149,7 +183,7 @@ def commit_bronze(lake: Lake, dataset: str, ds: str, parts: list[dict]) -> dict:
         "rows": rows,
         "quarantined_rows": quarantined,
         "quarantined_files": {p["source"]: p["file_quarantined"] for p in parts if p["file_quarantined"]},
-        "committed_at": datetime.now(timezone.utc).isoformat(),
+        "committed_at": datetime.now(UTC).isoformat(),
     }
     stage, qstage = lake.staging(BRONZE, dataset, ds), lake.staging(QUARANTINE_BRONZE, dataset, ds)
     for rel, keep in ((stage, set(manifest["files"])), (qstage, {p["quarantine"] for p in parts if p["quarantine"]})):
@@ -162,8 +196,14 @@ def commit_bronze(lake: Lake, dataset: str, ds: str, parts: list[dict]) -> dict:
     lake.write_json(f"{stage}/{MANIFEST_FILE}", manifest)
     lake.publish(stage, lake.partition(BRONZE, dataset, ds))
     qfiles = {p["quarantine"]: {"source": p["source"], "rows": p["quarantined"]} for p in parts if p["quarantine"]}
-    qmanifest = {"layer": QUARANTINE_BRONZE, "dataset": dataset, "ds": ds, "rows": quarantined, "files": qfiles,
-                 "quarantined_files": manifest["quarantined_files"]}
+    qmanifest = {
+        "layer": QUARANTINE_BRONZE,
+        "dataset": dataset,
+        "ds": ds,
+        "rows": quarantined,
+        "files": qfiles,
+        "quarantined_files": manifest["quarantined_files"],
+    }
     lake.write_json(f"{qstage}/{MANIFEST_FILE}", qmanifest)
     lake.publish(qstage, lake.partition(QUARANTINE_BRONZE, dataset, ds))
     return manifest

@@ -228,7 +228,9 @@ def row_ids(table: pa.Table, columns: list[str]) -> np.ndarray:
 def _chunk_hash(chunk: pa.Array) -> np.ndarray:
     if pa.types.is_dictionary(chunk.type):
         values = chunk.dictionary.to_pandas()
-        value_hash = pd.util.hash_array(values.to_numpy(dtype=object, na_value=None)) if len(values) else np.empty(0, np.uint64)
+        value_hash = (
+            pd.util.hash_array(values.to_numpy(dtype=object, na_value=None)) if len(values) else np.empty(0, np.uint64)
+        )
         idx = chunk.indices.to_numpy(zero_copy_only=False)
         null = chunk.indices.is_null().to_numpy(zero_copy_only=False)
         idx = np.where(null, 0, idx).astype(np.int64)

@@ -40,11 +40,15 @@ def label_column(column: pa.ChunkedArray, positive: str) -> pa.Array:
 
 def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: SplitSettings, seed: int) -> dict:
     if not contract.label:
-        raise ContractError(f"contract {contract.name!r} has no gold.label: add `gold: {{label: {{column: ..., positive: ...}}}}`")
+        raise ContractError(
+            f"contract {contract.name!r} has no gold.label: add `gold: {{label: {{column: ..., positive: ...}}}}`"
+        )
     silver_manifest = lake.read_manifest(SILVER, dataset, ds)
     silver = lake.read_partition(SILVER, dataset, ds, dictionary=True)
     if contract.label not in silver.column_names:
-        raise ContractError(f"gold {dataset} {ds}: label column {contract.label!r} is not in silver ({silver.column_names})")
+        raise ContractError(
+            f"gold {dataset} {ds}: label column {contract.label!r} is not in silver ({silver.column_names})"
+        )
     label = label_column(silver.column(contract.label), contract.positive)
     ids = silver.column(ROW_ID).to_numpy()
     splits = assign_split(ids, split, seed)

@@ -35,7 +35,9 @@ def demo_day(ds: str, start: str, days: int) -> int | None:
     return offset if 0 <= offset < days else None
 
 
-def simulate_feed(lake: Lake, frame: pd.DataFrame, dataset: str, ds: str, start: str, days: int, files: int) -> list[str]:
+def simulate_feed(
+    lake: Lake, frame: pd.DataFrame, dataset: str, ds: str, start: str, days: int, files: int
+) -> list[str]:
     """Write the demo batch of ``ds`` as raw CSV files; returns the files written (none outside the range)."""
     day = demo_day(ds, start, days)
     if day is None:

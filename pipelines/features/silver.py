@@ -12,7 +12,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.constants import BATCH_ID, BRONZE, INGESTED_AT, QUARANTINE, REASON, ROW_ID, ROW_NUMBER, SILVER, SOURCE_FILE
+from pipelines.constants import (
+    BATCH_ID,
+    BRONZE,
+    INGESTED_AT,
+    QUARANTINE,
+    REASON,
+    ROW_ID,
+    ROW_NUMBER,
+    SILVER,
+    SOURCE_FILE,
+)
 from pipelines.features.contracts import Contract, ContractError, apply_contract, row_ids
 from pipelines.features.landing import EmptyBatchError
 from pipelines.lake import Lake
@@ -42,11 +52,21 @@ def build_silver(lake: Lake, contract: Contract, dataset: str, ds: str, max_quar
     reasons = pa.concat_arrays(
         [
             result.reason.take(pa.array(bad_idx)).combine_chunks() if len(bad_idx) else pa.array([], pa.string()),
-            pa.array([f"duplicate: same {'/'.join(contract.key) if len(contract.key) < 4 else 'values'} as an earlier row (row id {ids[i]:016x})" for i in dup_idx], pa.string()),
+            pa.array(
+                [
+                    f"duplicate: same {'/'.join(contract.key) if len(contract.key) < 4 else 'values'} as an earlier row (row id {ids[i]:016x})"
+                    for i in dup_idx
+                ],
+                pa.string(),
+            ),
         ]
     )
     q_idx = pa.array(np.concatenate([bad_idx, dup_idx]))
-    quarantine = bronze.take(q_idx).append_column(REASON, reasons).append_column(ROW_ID, pa.array(ids[q_idx.to_numpy()], pa.uint64()))
+    quarantine = (
+        bronze.take(q_idx)
+        .append_column(REASON, reasons)
+        .append_column(ROW_ID, pa.array(ids[q_idx.to_numpy()], pa.uint64()))
+    )
     rows_out, rows_q = int(good.sum()), quarantine.num_rows
     if rows_out + rows_q != n:
         raise RuntimeError(f"silver {dataset} {ds}: {n} rows in != {rows_out} out + {rows_q} quarantined")

@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -97,7 +98,9 @@ class Lake:
         return sorted(
             i.base_name[3:]
             for i in info
-            if i.type == pafs.FileType.Directory and i.base_name.startswith("ds=") and _TMP_MARK not in i.base_name
+            if i.type == pafs.FileType.Directory
+            and i.base_name.startswith("ds=")
+            and _TMP_MARK not in i.base_name
             and _OLD_MARK not in i.base_name
         )
 

@@ -18,10 +18,7 @@ SPEC = {
 }
 
 
-
 def land_csv(lake: Lake, text: str, name: str = "a.csv", ds: str = DS, dataset: str = "people") -> str:
     rel = f"landing/{dataset}/ds={ds}/{name}"
     lake.write_bytes(rel, text.encode())
     return rel
-
-

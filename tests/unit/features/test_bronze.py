@@ -2,11 +2,11 @@ import io
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tests.unit.features.helpers import DS, land_csv
 
 from pipelines.constants import BRONZE, RAW, REASON, ROW_NUMBER, SOURCE_FILE
 from pipelines.features import bronze
 from pipelines.features.bronze import QUARANTINE_BRONZE, read_raw
+from tests.unit.features.helpers import DS, land_csv
 
 
 def test_csv_values_stay_text_and_rows_are_numbered():

@@ -5,7 +5,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipelines.features.contracts import ContractError, apply_contract, load_contract, parse_contract, row_ids, snake_case
+from pipelines.features.contracts import (
+    ContractError,
+    apply_contract,
+    load_contract,
+    parse_contract,
+    row_ids,
+    snake_case,
+)
 
 
 def test_snake_case():
@@ -53,7 +60,10 @@ def test_row_ids_are_stable_across_processes():
         "import pyarrow as pa; from pipelines.features.contracts import row_ids;"
         "print(list(row_ids(pa.table({'a': pa.array(['x', None]).dictionary_encode(), 'n': [1, 2]}), ['a', 'n'])))"
     )
-    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout for _ in range(2)}
+    outs = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    }
     assert len(outs) == 1
     here = row_ids(pa.table({"a": pa.array(["x", None]).dictionary_encode(), "n": [1, 2]}), ["a", "n"])
     assert outs.pop().strip() == str([np.uint64(v) for v in here])

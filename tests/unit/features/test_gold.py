@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from tests.unit.features.helpers import DS, land_csv
 
 from pipelines.config import SplitSettings
 from pipelines.constants import GOLD, LABEL, ROW_ID, SPLIT
@@ -8,6 +7,7 @@ from pipelines.features import bronze
 from pipelines.features.contracts import ContractError, parse_contract
 from pipelines.features.gold import assign_split, build_gold
 from pipelines.features.silver import build_silver
+from tests.unit.features.helpers import DS, land_csv
 
 SPLIT_70 = SplitSettings(0.7, 0.15, 0.15)
 

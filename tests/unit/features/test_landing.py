@@ -28,7 +28,13 @@ def test_feed_splits_rows_across_days_without_overlap(lake):
 
 def test_exact_duplicates_land_on_the_same_day(lake):
     frame = pd.DataFrame({"a": [1, 1, 2, 3, 4, 5, 6, 7]})
-    days = [sum((pd.read_csv(lake.path(f))["a"] == 1).sum() for f in simulate_feed(lake, frame, "t", f"2026-01-0{i + 1}", "2026-01-01", 3, 1)) for i in range(3)]
+    days = [
+        sum(
+            (pd.read_csv(lake.path(f))["a"] == 1).sum()
+            for f in simulate_feed(lake, frame, "t", f"2026-01-0{i + 1}", "2026-01-01", 3, 1)
+        )
+        for i in range(3)
+    ]
     assert sorted(days) == [0, 0, 2]
 
 

@@ -1,12 +1,12 @@
 import pyarrow as pa
 import pytest
-from tests.unit.features.helpers import DS, land_csv
 
 from pipelines.constants import REASON, ROW_ID, SILVER
 from pipelines.features import bronze
 from pipelines.features.contracts import ContractError
 from pipelines.features.landing import EmptyBatchError
 from pipelines.features.silver import QUARANTINE_SILVER, build_silver
+from tests.unit.features.helpers import DS, land_csv
 
 
 def _bronze(lake, text):

@@ -16,7 +16,9 @@ def test_check_ds_refuses_what_is_not_a_date():
 
 
 def test_partition_is_replaced_as_a_whole(lake):
-    lake.write_partition("silver", "d", "2026-01-01", {"a.parquet": pa.table({"x": [1]}), "b.parquet": pa.table({"x": [2]})}, {})
+    lake.write_partition(
+        "silver", "d", "2026-01-01", {"a.parquet": pa.table({"x": [1]}), "b.parquet": pa.table({"x": [2]})}, {}
+    )
     m = lake.write_partition("silver", "d", "2026-01-01", {"a.parquet": pa.table({"x": [3, 4]})}, {"note": 1})
     assert lake.read_partition("silver", "d", "2026-01-01").column("x").to_pylist() == [3, 4]
     assert m["rows"] == 2 and m["note"] == 1

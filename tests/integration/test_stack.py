@@ -1,0 +1,100 @@
+"""`make up` / `make down`: Airflow standalone and the MLflow server on loopback, stopped by PID file."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import psutil
+import pytest
+
+from pipelines.cli import stack
+from pipelines.config import load_settings
+from pipelines.constants import REPO_ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cli(environ, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", *args],
+        env=environ,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+
+
+def _json(url, data=None, token=None):
+    req = urllib.request.Request(
+        url, data=json.dumps(data).encode() if data else None, method="POST" if data else "GET"
+    )
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_up_serves_both_uis_and_down_leaves_nothing(tmp_path):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MLP_", "AIRFLOW", "MLFLOW_"))}
+    environ.update(
+        {
+            "MLP_STATE_DIR": str(tmp_path / "state"),
+            "MLP_LAKE_ROOT": str(tmp_path / "lake"),
+            "MLP_AIRFLOW__PORT": str(_free_port()),
+            "MLP_MLFLOW__PORT": str(_free_port()),
+        }
+    )
+    settings = load_settings(environ)
+    up = _cli(environ, "up")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"Airflow UI : {settings.airflow.url}" in up.stdout
+        assert f"MLflow UI  : {settings.mlflow.server_url}" in up.stdout
+        password = stack.admin_password(settings)
+        assert password and f"password {password}" in up.stdout
+        pids = {name: stack.running_pid(settings, name) for name in ("airflow", "mlflow")}
+        group = [p for p in psutil.process_iter() if _pgid(p) in pids.values()]
+        assert len(group) > 2  # standalone runs several Airflow components
+
+        # Airflow keeps authentication on: anonymous calls are refused, the admin login works.
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            _json(f"{settings.airflow.url}/api/v2/dags")
+        assert denied.value.code in (401, 403)
+        token = _json(f"{settings.airflow.url}/auth/token", {"username": "admin", "password": password})["access_token"]
+        deadline, dags = time.monotonic() + 120, []
+        while time.monotonic() < deadline and "features" not in dags:
+            dags = [d["dag_id"] for d in _json(f"{settings.airflow.url}/api/v2/dags", token=token)["dags"]]
+            time.sleep(2)
+        assert "features" in dags
+        assert stack.is_healthy(f"{settings.mlflow.server_url}/health")
+        for conn in psutil.net_connections("tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr.port in (settings.airflow.port, settings.mlflow.port):
+                assert conn.laddr.ip == "127.0.0.1"
+    finally:
+        down = _cli(environ, "down")
+    assert down.returncode == 0, down.stderr
+    assert "airflow: stopped" in down.stdout and "mlflow: stopped" in down.stdout
+    time.sleep(1)
+    left = [p for p in group if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert left == []
+    assert not stack.is_healthy(f"{settings.mlflow.server_url}/health")
+    assert _cli(environ, "down").stdout.count("not running") == 2
+
+
+def _pgid(proc):
+    try:
+        return os.getpgid(proc.pid)
+    except (ProcessLookupError, psutil.Error):
+        return None
