@@ -1,4 +1,4 @@
-"""Bronze: each landing file as it came, every value kept as text, plus ingest metadata.
+"""Bronze: each landing file as it came (CSV values as text, Parquet in its own types) plus ingest metadata.
 
 One call per landing file (the DAG maps over them). A malformed CSV line or an unreadable
 file goes to ``quarantine/bronze`` with its reason; the rows of the other files go through.
@@ -14,8 +14,8 @@ import io
 import json
 from datetime import UTC, datetime
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -88,26 +88,30 @@ def _read_csv(data: bytes, name: str) -> tuple[pa.Table, list[dict]]:
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise CorruptFileError(f"{name}: not a readable CSV file ({exc})") from None
     # Row numbers count data lines (header excluded); skipped lines keep their own numbers.
-    total = table.num_rows + len(bad)
-    skipped = {b[ROW_NUMBER] for b in bad}
-    numbers = [i for i in range(1, total + 1) if i not in skipped] if skipped else None
-    rows = pa.array(numbers, pa.int64()) if numbers is not None else pa.array(range(1, total + 1), pa.int64())
+    rows = _row_numbers(table.num_rows, {b[ROW_NUMBER] for b in bad})
     return table.append_column(ROW_NUMBER, rows), bad
 
 
 def _read_parquet(data: bytes, name: str) -> pa.Table:
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        text = [f.name for f in pq.read_schema(pa.BufferReader(data)) if pa.types.is_string(f.type)]
+        table = pq.read_table(pa.BufferReader(data), read_dictionary=text)  # same values, encoded once
     except (pa.ArrowInvalid, OSError) as exc:
         raise CorruptFileError(f"{name}: corrupt Parquet file ({exc})") from None
-    cols = {}
-    for field in table.schema:
-        col = table.column(field.name)
-        if pa.types.is_dictionary(field.type):
-            col = col.cast(field.type.value_type)
-        cols[field.name] = col if pa.types.is_string(col.type) else pc.cast(col, pa.string())
-    cols[ROW_NUMBER] = pa.array(range(1, table.num_rows + 1), pa.int64())
-    return pa.table(cols)
+    # Parquet brings its own types: bronze keeps them as they came.
+    return table.append_column(ROW_NUMBER, _row_numbers(table.num_rows))
+
+
+def _constant_text(value: str, n: int) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value], pa.string()))
+
+
+def _row_numbers(n: int, skipped: set[int] = frozenset()) -> pa.Array:
+    """1-based numbers of the data rows kept, with the numbers of skipped lines left out."""
+    numbers = np.arange(1, n + len(skipped) + 1, dtype=np.int64)
+    if skipped:
+        numbers = numbers[~np.isin(numbers, np.fromiter(skipped, np.int64))]
+    return pa.array(numbers)
 
 
 def part_name(source: str) -> str:
@@ -139,9 +143,9 @@ def ingest_file(lake: Lake, dataset: str, ds: str, source: str, batch_id: str) -
         }
     n = table.num_rows
     table = (
-        table.append_column(INGESTED_AT, pa.array([now] * n, pa.timestamp("us", tz="UTC")))
-        .append_column(SOURCE_FILE, pa.array([source] * n, pa.string()).dictionary_encode())
-        .append_column(BATCH_ID, pa.array([batch_id] * n, pa.string()).dictionary_encode())
+        table.append_column(INGESTED_AT, pa.repeat(pa.scalar(now, pa.timestamp("us", tz="UTC")), n))
+        .append_column(SOURCE_FILE, _constant_text(source, n))
+        .append_column(BATCH_ID, _constant_text(batch_id, n))
     )
     lake.write_parquet(f"{stage}/{name}", table)
     if bad:

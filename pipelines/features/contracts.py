@@ -128,7 +128,7 @@ class ContractResult:
 
 
 def apply_contract(contract: Contract, table: pa.Table) -> ContractResult:
-    """Type and check every contract column of a bronze table (strings or dictionary of strings)."""
+    """Type and check every contract column of one bronze part (text from CSV, or Parquet's own types)."""
     renamed = {snake_case(c): c for c in table.column_names if not c.startswith("_")}
     missing = [c for c in contract.column_names if c not in renamed]
     if missing:
@@ -137,62 +137,96 @@ def apply_contract(contract: Contract, table: pa.Table) -> ContractResult:
             f"found {sorted(renamed)}. Fix the source files or the contract."
         )
     extra = sorted(set(renamed) - set(contract.column_names))
-    typed, reason = {}, None
+    typed, reason = {}, pa.chunked_array([pa.nulls(table.num_rows, pa.string())])
     na = pa.array(contract.na_values, pa.string())
     for rule in contract.columns:
-        chunks = [_check_chunk(rule, chunk, na) for chunk in table.column(renamed[rule.name]).chunks]
-        typed[rule.name] = pa.chunked_array([t for t, _ in chunks], type=_out_type(chunks, rule))
+        cache: dict = {}
+        chunks = [_check_chunk(rule, chunk, na, cache) for chunk in table.column(renamed[rule.name]).chunks]
+        typed[rule.name] = pa.chunked_array([t for t, _ in chunks], type=_out_type(rule))
         col_reason = pa.chunked_array([r for _, r in chunks], type=pa.string())
-        reason = col_reason if reason is None else pc.coalesce(reason, col_reason)
-    if reason is None or table.num_rows == 0:
-        reason = pa.chunked_array([pa.array([], pa.string())] if table.num_rows == 0 else [reason], type=pa.string())
+        if col_reason.null_count < len(col_reason):  # most columns break no rule: skip the merge
+            reason = pc.coalesce(reason, col_reason)
     return ContractResult(typed=pa.table(typed), reason=reason, extra_columns=extra)
 
 
-def _out_type(chunks, rule: ColumnRule) -> pa.DataType:
-    if chunks:
-        return chunks[0][0].type
+def _out_type(rule: ColumnRule) -> pa.DataType:
     return pa.dictionary(pa.int32(), pa.string()) if rule.type == "string" else rule.arrow_type
 
 
-def _check_chunk(rule: ColumnRule, arr: pa.Array, na: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """Check the distinct values of a chunk once, then spread the results to its rows."""
-    if not pa.types.is_dictionary(arr.type):
+def _identity(arr: pa.Array) -> tuple:
+    """Chunks read from one Parquet row group share their dictionary buffers: check it once."""
+    return (arr.offset, len(arr), *[(b.address, b.size) if b is not None else None for b in arr.buffers()])
+
+
+def _check_chunk(rule: ColumnRule, arr: pa.Array, na: pa.Array, cache: dict) -> tuple[pa.Array, pa.Array]:
+    """Check each distinct value once (dictionary-encoded text), or the typed values directly."""
+    if not pa.types.is_dictionary(arr.type) and _is_text(arr.type):
         arr = pc.dictionary_encode(arr)
-    values, indices = arr.dictionary, arr.indices
-    if not pa.types.is_string(values.type):
-        values = values.cast(pa.string())
-    typed_values, value_reason = _check_values(rule, values, na)
-    reason = value_reason.take(indices)
-    if rule.type == "string":
-        # Keep the column dictionary-encoded; nulls live in the indices, never in the dictionary.
-        value_null = pc.is_null(typed_values).take(indices)
-        indices = pc.if_else(value_null, pa.scalar(None, indices.type), indices)
-        typed = pa.DictionaryArray.from_arrays(indices, pc.fill_null(typed_values, ""))
+    if pa.types.is_dictionary(arr.type):
+        key = _identity(arr.dictionary)
+        if key not in cache:
+            typed_values, value_reason = _check_values(rule, arr.dictionary, na)
+            filled = pc.fill_null(typed_values, "") if rule.type == "string" else None
+            cache[key] = typed_values, value_reason, filled
+        typed_values, value_reason, filled = cache[key]
+        indices = arr.indices
+        reason = value_reason.take(indices) if value_reason.null_count < len(value_reason) else pa.nulls(len(arr), pa.string())
+        if rule.type == "string":
+            # Stay dictionary-encoded; nulls live in the indices, never in the dictionary.
+            if typed_values.null_count:
+                indices = pc.if_else(pc.is_null(typed_values).take(indices), pa.scalar(None, indices.type), indices)
+            typed = pa.DictionaryArray.from_arrays(indices, filled)
+        else:
+            typed = typed_values.take(indices)
     else:
-        typed = typed_values.take(indices)
-    if not rule.nullable:
+        typed, reason = _check_values(rule, arr, na)
+        if rule.type == "string":
+            typed = pc.dictionary_encode(typed)
+    if not rule.nullable and typed.null_count:
         missing = pc.and_kleene(pc.is_null(typed), pc.is_null(reason))
         reason = pc.if_else(missing, pa.scalar(f"{rule.name}: missing value"), reason)
     return typed, reason
 
 
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
 def _check_values(rule: ColumnRule, values: pa.Array, na: pa.Array) -> tuple[pa.Array, pa.Array]:
-    v = pc.utf8_trim_whitespace(values)
-    v = pc.if_else(pc.is_in(v, value_set=na), pa.scalar(None, pa.string()), v)
-    if rule.map:
-        keys = pa.array(list(rule.map), pa.string())
-        pos = pc.index_in(v, value_set=keys)
-        v = pc.coalesce(pa.array(list(rule.map.values()), pa.string()).take(pos), v)
-    reason = pa.nulls(len(v), pa.string())
+    """Typed values and, per value, the first rule it breaks (null when none)."""
+    typed = None
+    if not _is_text(values.type) and rule.type in ("int", "float") and (
+        pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
+    ):
+        try:  # a typed source (Parquet) needs no parsing; a lossy cast falls back to the text rules
+            typed = pc.cast(values, rule.arrow_type)
+        except pa.ArrowInvalid:
+            typed = None
+    if typed is not None:
+        v = None  # text of the values, only made when a message needs it
+    else:
+        v = values if _is_text(values.type) else pc.cast(values, pa.string())
+        v = pc.utf8_trim_whitespace(v)
+        v = pc.if_else(pc.is_in(v, value_set=na), pa.scalar(None, pa.string()), v)
+        if rule.map:
+            keys = pa.array(list(rule.map), pa.string())
+            pos = pc.index_in(v, value_set=keys)
+            v = pc.coalesce(pa.array(list(rule.map.values()), pa.string()).take(pos), v)
+    reason = pa.nulls(len(values), pa.string())
 
     def flag(bad, text: str):
-        nonlocal reason
+        nonlocal reason, v
         bad = pc.fill_null(bad, False)
+        if not pc.any(bad).as_py():
+            return
+        if v is None:
+            v = pc.cast(values, pa.string())
         msg = pc.binary_join_element_wise(f"{rule.name}: {text} ('", v, "')", "")
         reason = pc.if_else(pc.and_(bad, pc.is_null(reason)), msg, reason)
 
-    if rule.type == "int" or rule.type == "float":
+    if typed is not None:
+        pass
+    elif rule.type in ("int", "float"):
         ok = pc.match_substring_regex(v, _INT_RE if rule.type == "int" else _FLOAT_RE)
         flag(pc.invert(ok), "not an integer" if rule.type == "int" else "not a number")
         typed = pc.cast(pc.if_else(pc.fill_null(ok, False), v, pa.scalar(None, pa.string())), rule.arrow_type)
@@ -208,38 +242,46 @@ def _check_values(rule: ColumnRule, values: pa.Array, na: pa.Array) -> tuple[pa.
     if rule.max is not None:
         flag(pc.greater(typed, pa.scalar(rule.max).cast(typed.type)), f"above maximum {rule.max}")
     if rule.allowed is not None:
-        flag(pc.invert(pc.is_in(v, value_set=pa.array(rule.allowed, pa.string()))), "not an allowed value")
-    # A value that broke a rule is not carried into the typed column.
-    typed = pc.if_else(pc.is_null(reason), typed, pa.scalar(None, typed.type))
+        allowed = pa.array(rule.allowed, pa.string()).cast(typed.type)
+        flag(pc.invert(pc.is_in(typed, value_set=allowed)), "not an allowed value")
+    if reason.null_count < len(reason):  # a value that broke a rule is not carried into the typed column
+        typed = pc.if_else(pc.is_null(reason), typed, pa.scalar(None, typed.type))
     return typed, reason
 
 
 def row_ids(table: pa.Table, columns: list[str]) -> np.ndarray:
     """A stable 64-bit id per row from the typed key columns (same values -> same id, in any process)."""
-    n = table.num_rows
-    h = np.full(n, 0x9E3779B97F4A7C15, dtype=np.uint64)
+    h = np.full(table.num_rows, 0x9E3779B97F4A7C15, dtype=np.uint64)
     for name in columns:
-        col_hash = np.concatenate([_chunk_hash(c) for c in table.column(name).chunks]) if n else np.empty(0, np.uint64)
+        col_hash, pos, cache = np.empty(table.num_rows, np.uint64), 0, {}
+        for chunk in table.column(name).chunks:
+            col_hash[pos : pos + len(chunk)] = _chunk_hash(chunk, cache)
+            pos += len(chunk)
         with np.errstate(over="ignore"):
             h = (h ^ col_hash) * np.uint64(0x100000001B3)
     return mix64(h)
 
 
-def _chunk_hash(chunk: pa.Array) -> np.ndarray:
+_NULL_HASH = np.uint64(0xA5A5A5A5A5A5A5A5)
+
+
+def _chunk_hash(chunk: pa.Array, cache: dict) -> np.ndarray:
     if pa.types.is_dictionary(chunk.type):
-        values = chunk.dictionary.to_pandas()
-        value_hash = (
-            pd.util.hash_array(values.to_numpy(dtype=object, na_value=None)) if len(values) else np.empty(0, np.uint64)
-        )
-        idx = chunk.indices.to_numpy(zero_copy_only=False)
-        null = chunk.indices.is_null().to_numpy(zero_copy_only=False)
-        idx = np.where(null, 0, idx).astype(np.int64)
-        out = value_hash[idx] if len(value_hash) else np.zeros(len(chunk), np.uint64)
-        return np.where(null, np.uint64(0xA5A5A5A5A5A5A5A5), out)
-    null = chunk.is_null().to_numpy(zero_copy_only=False)
-    filled = pc.fill_null(chunk, pa.scalar(0, chunk.type) if not pa.types.is_string(chunk.type) else "")
-    arr = filled.to_numpy(zero_copy_only=False)
-    return np.where(null, np.uint64(0xA5A5A5A5A5A5A5A5), pd.util.hash_array(arr))
+        key = _identity(chunk.dictionary)
+        if key not in cache:
+            values = chunk.dictionary.to_numpy(zero_copy_only=False)
+            cache[key] = pd.util.hash_array(values.astype(object)) if len(values) else np.zeros(1, np.uint64)
+        value_hash = cache[key]
+        idx = chunk.indices.fill_null(0).to_numpy().astype(np.intp)
+        out = value_hash[idx]
+        if chunk.null_count:
+            out[chunk.is_null().to_numpy(zero_copy_only=False)] = _NULL_HASH
+        return out
+    filled = pc.fill_null(chunk, pa.scalar(0, chunk.type) if not _is_text(chunk.type) else "")
+    out = pd.util.hash_array(filled.to_numpy(zero_copy_only=False))
+    if chunk.null_count:
+        out[chunk.is_null().to_numpy(zero_copy_only=False)] = _NULL_HASH
+    return out
 
 
 def mix64(x: np.ndarray) -> np.ndarray:

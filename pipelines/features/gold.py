@@ -44,15 +44,14 @@ def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: Spl
             f"contract {contract.name!r} has no gold.label: add `gold: {{label: {{column: ..., positive: ...}}}}`"
         )
     silver_manifest = lake.read_manifest(SILVER, dataset, ds)
-    silver = lake.read_partition(SILVER, dataset, ds, dictionary=True)
-    if contract.label not in silver.column_names:
-        raise ContractError(
-            f"gold {dataset} {ds}: label column {contract.label!r} is not in silver ({silver.column_names})"
-        )
+    features = contract.features
+    try:
+        silver = lake.read_partition(SILVER, dataset, ds, True, [ROW_ID, *features, contract.label])
+    except (KeyError, pa.ArrowInvalid) as exc:
+        raise ContractError(f"gold {dataset} {ds}: silver lacks a contract column ({exc}); rerun silver") from None
     label = label_column(silver.column(contract.label), contract.positive)
     ids = silver.column(ROW_ID).to_numpy()
     splits = assign_split(ids, split, seed)
-    features = contract.features
     gold = silver.select([ROW_ID, *features]).append_column(LABEL, label).append_column(SPLIT, splits)
 
     label_np = label.to_numpy(zero_copy_only=False)

@@ -33,49 +33,54 @@ _LINEAGE = [SOURCE_FILE, ROW_NUMBER, INGESTED_AT, BATCH_ID]
 
 def build_silver(lake: Lake, contract: Contract, dataset: str, ds: str, max_quarantine_fraction: float) -> dict:
     bronze_manifest = lake.read_manifest(BRONZE, dataset, ds)
-    bronze = lake.read_partition(BRONZE, dataset, ds, dictionary=True)
-    n = bronze.num_rows
+    part_dir = lake.partition(BRONZE, dataset, ds)
+    # Part by part: each landing file keeps its own types in bronze (text from CSV, Parquet's own).
+    raws = [lake.read_parquet(f"{part_dir}/{name}", dictionary=True) for name in sorted(bronze_manifest["files"])]
+    n = sum(r.num_rows for r in raws)
     if n == 0:
         raise EmptyBatchError(
             f"bronze {dataset} {ds} has no rows ({len(bronze_manifest.get('sources', []))} landing file(s), "
             f"quarantined files: {list(bronze_manifest.get('quarantined_files', {}))}); nothing to validate"
         )
-    result = apply_contract(contract, bronze)
-    ok = result.ok
-    ids = row_ids(result.typed, list(contract.key))
+    results = [apply_contract(contract, raw) for raw in raws]
+    ok = np.concatenate([r.ok for r in results])
+    ids = np.concatenate([row_ids(r.typed, list(contract.key)) for r in results])
     ok_idx = np.flatnonzero(ok)
     dup_idx = ok_idx[pd.Series(ids[ok_idx]).duplicated().to_numpy()]
     good = ok.copy()
     good[dup_idx] = False
+    key_name = "/".join(contract.key) if len(contract.key) < 4 else "values"
 
-    bad_idx = np.flatnonzero(~ok)
-    reasons = pa.concat_arrays(
-        [
-            result.reason.take(pa.array(bad_idx)).combine_chunks() if len(bad_idx) else pa.array([], pa.string()),
-            pa.array(
-                [
-                    f"duplicate: same {'/'.join(contract.key) if len(contract.key) < 4 else 'values'} as an earlier row (row id {ids[i]:016x})"
-                    for i in dup_idx
-                ],
-                pa.string(),
-            ),
-        ]
-    )
-    q_idx = pa.array(np.concatenate([bad_idx, dup_idx]))
+    silver_parts, quarantine_parts, start = [], [], 0
+    for raw, result in zip(raws, results, strict=True):
+        stop = start + raw.num_rows
+        keep, part_ids = good[start:stop], ids[start:stop]
+        mask = pa.array(keep)
+        part = result.typed.filter(mask).append_column(ROW_ID, pa.array(part_ids[keep], pa.uint64()))
+        for col in _LINEAGE:
+            part = part.append_column(col, raw.column(col).filter(mask))
+        silver_parts.append(part)
+        bad = np.flatnonzero(~keep)
+        if len(bad):
+            reasons = result.reason.take(pa.array(bad)).to_pylist()
+            for i, local in enumerate(bad):
+                if reasons[i] is None:  # passed the contract: a repeat of an earlier row
+                    reasons[i] = f"duplicate: same {key_name} as an earlier row (row id {part_ids[local]:016x})"
+            rows = _take_as_text(raw, bad)
+            rows = rows.append_column(REASON, pa.array(reasons, pa.string()))
+            quarantine_parts.append(rows.append_column(ROW_ID, pa.array(part_ids[bad], pa.uint64())))
+        start = stop
+    silver = pa.concat_tables(silver_parts)
     quarantine = (
-        bronze.take(q_idx)
-        .append_column(REASON, reasons)
-        .append_column(ROW_ID, pa.array(ids[q_idx.to_numpy()], pa.uint64()))
+        pa.concat_tables(quarantine_parts, promote_options="permissive")
+        if quarantine_parts
+        else pa.table({REASON: pa.array([], pa.string()), ROW_ID: pa.array([], pa.uint64())})
     )
-    rows_out, rows_q = int(good.sum()), quarantine.num_rows
+    rows_out, rows_q = silver.num_rows, quarantine.num_rows
     if rows_out + rows_q != n:
         raise RuntimeError(f"silver {dataset} {ds}: {n} rows in != {rows_out} out + {rows_q} quarantined")
-    mask = pa.array(good)
-    silver = result.typed.filter(mask).append_column(ROW_ID, pa.array(ids[good], pa.uint64()))
-    for col in _LINEAGE:
-        silver = silver.append_column(col, bronze.column(col).filter(mask))
 
-    summary = top_reasons(reasons)
+    summary = top_reasons(quarantine.column(REASON))
     lake.write_partition(QUARANTINE_SILVER, dataset, ds, {"part-0.parquet": quarantine}, {"reasons": summary})
     fraction = rows_q / n
     if fraction > max_quarantine_fraction:
@@ -95,10 +100,22 @@ def build_silver(lake: Lake, contract: Contract, dataset: str, ds: str, max_quar
             "rows_quarantined": rows_q,
             "duplicates": len(dup_idx),
             "reasons": summary,
-            "extra_columns_dropped": result.extra_columns,
+            "extra_columns_dropped": sorted({c for r in results for c in r.extra_columns}),
             "bronze_content_hash": bronze_manifest.get("content_hash"),
         },
     )
+
+
+def _take_as_text(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """The given rows with every value as text, taken batch by batch (no merge of whole columns)."""
+    batches, offset = [], 0
+    for batch in table.to_batches():
+        local = rows[(rows >= offset) & (rows < offset + batch.num_rows)] - offset
+        offset += batch.num_rows
+        if len(local):
+            taken = batch.take(pa.array(local))
+            batches.append(pa.record_batch([c.cast(pa.string()) for c in taken.columns], names=taken.schema.names))
+    return pa.Table.from_batches(batches)
 
 
 def top_reasons(reasons: pa.Array, k: int = 10) -> dict[str, int]:

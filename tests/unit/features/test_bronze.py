@@ -27,12 +27,13 @@ def test_malformed_csv_line_is_set_apart_with_reason_and_raw_text():
     assert bad[0][RAW] == "2,b,EXTRA"
 
 
-def test_parquet_columns_become_text():
+def test_parquet_keeps_its_own_types():
     buf = io.BytesIO()
     pq.write_table(pa.table({"age": [1, 2], "score": [0.5, None]}), buf)
     table, _ = read_raw(buf.getvalue(), "x.parquet")
-    assert table.column("age").to_pylist() == ["1", "2"]
-    assert table.column("score").to_pylist() == ["0.5", None]
+    assert table.column("age").type == pa.int64() and table.column("age").to_pylist() == [1, 2]
+    assert table.column("score").to_pylist() == [0.5, None]
+    assert table.column(ROW_NUMBER).to_pylist() == [1, 2]
 
 
 def test_corrupt_and_empty_files_are_quarantined_and_the_rest_goes_through(lake):
