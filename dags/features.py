@@ -5,8 +5,8 @@ Turns the raw files of one logical date into model-ready features.
 
 1. **land**: the raw CSV/Parquet files in `landing/<dataset>/ds=<date>/` (the demo feed writes
    that day's slice of UCI Adult there as several files).
-2. **bronze_file** (one mapped task per landing file, in parallel): rows as they came, all
-   values as text, plus `_ingested_at`, `_source_file`, `_batch_id`. Malformed lines and
+2. **bronze_file** (one mapped task per landing file, in parallel): rows as they came (CSV
+   values as text, Parquet in its own types), plus `_ingested_at`, `_source_file`, `_batch_id`. Malformed lines and
    unreadable files go to `quarantine/bronze` with the reason.
 3. **bronze_commit**: publishes this run's parts as the bronze partition (a rerun replaces it).
 4. **silver**: typed and normalised under the dataset's contract
@@ -14,6 +14,8 @@ Turns the raw files of one logical date into model-ready features.
    `quarantine/silver` with the reason. Rows in = rows out + rows quarantined.
 5. **gold**: features, label and a train/valid/test split keyed on the stable row id, with a
    feature manifest. Its Asset event schedules the training DAG.
+6. **track**: row counts, quarantine counts and hashes of the date as an MLflow run
+   (experiment `features`).
 
 Every layer is Parquet partitioned by `ds=YYYY-MM-DD`, written atomically, with a `_manifest.json`.
 """
@@ -88,8 +90,12 @@ def features():
         outlet_events[GOLD].extra = summary
         return summary
 
+    @task
+    def track(gold: dict, params=None, ds=None, run_id=None) -> str:
+        return _step("log_quality", params["dataset"], ds, run_id)
+
     parts = bronze_file.expand(source=land())
-    gold(silver(bronze_commit(parts)))
+    track(gold(silver(bronze_commit(parts))))
 
 
 features()

@@ -73,3 +73,13 @@ def run(dataset: str, ds: str, simulate: bool = True, batch_id: str = "cli", set
         "silver": make_silver(dataset, ds, settings),
         "gold": make_gold(dataset, ds, settings),
     }
+
+
+def log_quality(dataset: str, ds: str, airflow_run_id: str, settings: Settings | None = None) -> str:
+    """Log the date's row counts and hashes to MLflow (experiment `features`); returns the MLflow run id."""
+    from pipelines.constants import BRONZE, GOLD, SILVER
+    from pipelines.tracking import log_feature_quality
+
+    settings, lake = _ctx(settings)
+    manifests = {layer: lake.read_manifest(layer, dataset, ds) for layer in (BRONZE, SILVER, GOLD)}
+    return log_feature_quality(settings, manifests, airflow_run_id)

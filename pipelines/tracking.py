@@ -1,0 +1,65 @@
+"""MLflow helpers shared by the DAGs: tracking URI from settings, one run per DAG run and step.
+
+The tracking URI is read when a task runs. A retried task finds the run its earlier attempt
+made (same Airflow run id and key) and logs into it again instead of starting a duplicate.
+"""
+
+from __future__ import annotations
+
+from pipelines.config import Settings
+
+
+def get_or_start_run(settings: Settings, experiment_key: str, run_name: str, tags: dict[str, str]):
+    """An active MLflow run in the experiment, reusing one with exactly these tags if it exists."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    experiment = _experiment(settings, settings.mlflow.experiment(experiment_key))
+    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in sorted(tags.items()))
+    found = mlflow.search_runs([experiment.experiment_id], filter_string=query, max_results=1, output_format="list")
+    if found:
+        return mlflow.start_run(run_id=found[0].info.run_id)
+    return mlflow.start_run(run_name=run_name, tags=tags)
+
+
+def _experiment(settings: Settings, name: str):
+    """The experiment, created if needed; without a server its artifacts go under .state, not the cwd."""
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        location = None
+        if settings.mlflow.tracking_uri.startswith("sqlite:"):
+            location = (settings.state_dir / "mlflow" / "artifacts").as_uri()
+        try:
+            mlflow.create_experiment(name, artifact_location=location)
+        except mlflow.exceptions.MlflowException:
+            pass  # created meanwhile by a parallel task
+        experiment = mlflow.get_experiment_by_name(name)
+    return mlflow.set_experiment(experiment_id=experiment.experiment_id)
+
+
+def log_feature_quality(settings: Settings, manifests: dict[str, dict], airflow_run_id: str) -> str:
+    """Row counts and hashes of one date's layers as an MLflow run in the features experiment."""
+    import mlflow
+
+    bronze, silver, gold = manifests["bronze"], manifests["silver"], manifests["gold"]
+    tags = {"dataset": gold["dataset"], "ds": gold["ds"], "airflow_run_id": airflow_run_id}
+    with get_or_start_run(settings, "features", f"{gold['dataset']} {gold['ds']}", tags) as run:
+        mlflow.set_tags({"gold_content_hash": gold["content_hash"], "gold_schema_hash": gold["schema_hash"]})
+        mlflow.log_params({"dataset": gold["dataset"], "ds": gold["ds"], "contract": silver.get("contract")})
+        metrics = {
+            "rows_in": bronze["rows_in"],
+            "bronze_rows": bronze["rows"],
+            "bronze_quarantined": bronze["quarantined_rows"],
+            "silver_rows": silver["rows"],
+            "silver_quarantined": silver["rows_quarantined"],
+            "duplicates": silver.get("duplicates", 0),
+            "gold_rows": gold["rows"],
+            **{f"{name}_rows": s["rows"] for name, s in gold["splits"].items()},
+            **{f"{name}_positive_rate": s["positives"] / max(s["rows"], 1) for name, s in gold["splits"].items()},
+        }
+        mlflow.log_metrics(metrics)
+        for layer, manifest in manifests.items():
+            mlflow.log_dict(manifest, f"manifests/{layer}.json")
+        return run.info.run_id

@@ -1,0 +1,36 @@
+import mlflow
+import pytest
+
+from pipelines.config import load_settings
+from pipelines.tracking import log_feature_quality
+
+MANIFESTS = {
+    "bronze": {"rows_in": 10, "rows": 9, "quarantined_rows": 1},
+    "silver": {"rows": 8, "rows_quarantined": 1, "duplicates": 1, "contract": "people"},
+    "gold": {
+        "dataset": "people",
+        "ds": "2026-01-01",
+        "rows": 8,
+        "content_hash": "abc",
+        "schema_hash": "def",
+        "splits": {"train": {"rows": 6, "positives": 3}, "valid": {"rows": 1, "positives": 0}, "test": {"rows": 1, "positives": 1}},
+    },
+}
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return load_settings({"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "MLP_STATE_DIR": str(tmp_path / "state")})
+
+
+def test_quality_run_is_logged_once_per_airflow_run(settings, tmp_path):
+    first = log_feature_quality(settings, MANIFESTS, "manual__1")
+    retry = log_feature_quality(settings, MANIFESTS, "manual__1")  # a retried task
+    other = log_feature_quality(settings, MANIFESTS, "manual__2")  # a later DAG run
+    assert first == retry != other
+    run = mlflow.get_run(first)
+    assert run.data.metrics["rows_in"] == 10 and run.data.metrics["train_positive_rate"] == 0.5
+    assert run.data.tags["gold_content_hash"] == "abc" and run.data.tags["ds"] == "2026-01-01"
+    assert run.info.artifact_uri.startswith((tmp_path / "state" / "mlflow" / "artifacts").as_uri())
+    assert not (tmp_path / "mlruns").exists()
