@@ -159,6 +159,8 @@ def run_pipeline(lake_uri: str, profile: bool = False) -> dict:
 
 
 def run_floor(landing: str, out: str) -> dict:
+    import pipelines.lake  # noqa: F401  (the same Arrow allocator as the pipeline, for a fair floor)
+
     os.makedirs(out, exist_ok=True)
     start = time.perf_counter()
     for path in sorted(Path(landing).glob("*.parquet")):

@@ -6,6 +6,8 @@ made (same Airflow run id and key) and logs into it again instead of starting a 
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from pipelines.config import Settings
 
 
@@ -31,10 +33,8 @@ def _experiment(settings: Settings, name: str):
         location = None
         if settings.mlflow.tracking_uri.startswith("sqlite:"):
             location = (settings.state_dir / "mlflow" / "artifacts").as_uri()
-        try:
+        with suppress(mlflow.exceptions.MlflowException):  # a parallel task may have just created it
             mlflow.create_experiment(name, artifact_location=location)
-        except mlflow.exceptions.MlflowException:
-            pass  # created meanwhile by a parallel task
         experiment = mlflow.get_experiment_by_name(name)
     return mlflow.set_experiment(experiment_id=experiment.experiment_id)
 

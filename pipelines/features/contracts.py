@@ -170,7 +170,11 @@ def _check_chunk(rule: ColumnRule, arr: pa.Array, na: pa.Array, cache: dict) -> 
             cache[key] = typed_values, value_reason, filled
         typed_values, value_reason, filled = cache[key]
         indices = arr.indices
-        reason = value_reason.take(indices) if value_reason.null_count < len(value_reason) else pa.nulls(len(arr), pa.string())
+        reason = (
+            value_reason.take(indices)
+            if value_reason.null_count < len(value_reason)
+            else pa.nulls(len(arr), pa.string())
+        )
         if rule.type == "string":
             # Stay dictionary-encoded; nulls live in the indices, never in the dictionary.
             if typed_values.null_count:
@@ -195,8 +199,10 @@ def _is_text(t: pa.DataType) -> bool:
 def _check_values(rule: ColumnRule, values: pa.Array, na: pa.Array) -> tuple[pa.Array, pa.Array]:
     """Typed values and, per value, the first rule it breaks (null when none)."""
     typed = None
-    if not _is_text(values.type) and rule.type in ("int", "float") and (
-        pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
+    if (
+        not _is_text(values.type)
+        and rule.type in ("int", "float")
+        and (pa.types.is_integer(values.type) or pa.types.is_floating(values.type))
     ):
         try:  # a typed source (Parquet) needs no parsing; a lossy cast falls back to the text rules
             typed = pc.cast(values, rule.arrow_type)

@@ -65,7 +65,7 @@ def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: Spl
         GOLD,
         dataset,
         ds,
-        {"part-0.parquet": gold},
+        gold,
         {
             "features": features,
             "categorical": [f for f in features if kinds[f] in ("string", "bool")],

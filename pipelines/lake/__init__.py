@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -29,11 +31,17 @@ import pyarrow.parquet as pq
 
 from pipelines.constants import MANIFEST_FILE, ROW_ID, ROW_NUMBER, STAGING
 
+# pyarrow's default allocator here (mimalloc) made silver 1.8x slower at 10M rows than the
+# system allocator (bench/features.py, 2 cores); ARROW_DEFAULT_MEMORY_POOL still wins when set.
+if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+    pa.set_memory_pool(pa.system_memory_pool())
+
 _TMP_MARK = ".tmp-"
 _OLD_MARK = ".old-"
 # Fixed writer options, so the same rows always give the same bytes (and content hash).
 PARQUET_OPTIONS = {"compression": "snappy"}
 SEQUENTIAL_COLUMNS = (ROW_NUMBER,)
+ROWS_PER_FILE = 2_000_000
 UNIQUE_COLUMNS = (ROW_ID,)
 
 
@@ -125,7 +133,10 @@ class Lake:
         if sequential or unique:
             # Dictionary encoding cannot help columns of distinct values; counters delta-encode to almost nothing.
             options["use_dictionary"] = [c for c in table.column_names if c not in sequential and c not in unique]
-            options["column_encoding"] = {**dict.fromkeys(sequential, "DELTA_BINARY_PACKED"), **dict.fromkeys(unique, "PLAIN")}
+            options["column_encoding"] = {
+                **dict.fromkeys(sequential, "DELTA_BINARY_PACKED"),
+                **dict.fromkeys(unique, "PLAIN"),
+            }
         self._atomic(rel, lambda stream: pq.write_table(table, stream, **options))
 
     def read_parquet(self, rel: str, columns: list[str] | None = None, dictionary: bool = False) -> pa.Table:
@@ -189,19 +200,25 @@ class Lake:
         if old:
             fs.delete_dir(old)
 
-    def write_partition(self, layer: str, dataset: str, ds: str, files: dict[str, pa.Table], manifest: dict) -> dict:
-        """Write tables and a manifest into staging, then publish them as one partition.
+    def write_partition(self, layer: str, dataset: str, ds: str, table: pa.Table, manifest: dict) -> dict:
+        """Write a table and its manifest into staging, then publish them as one partition.
 
-        The manifest gets each file's row count and sha256, the schema hash and a content
+        Large tables are cut into files of ROWS_PER_FILE rows written side by side (one per
+        core). The manifest gets each file's rows and sha256, the schema hash and a content
         hash (sha256 over the files' hashes in name order).
         """
         stage = f"{self.staging(layer, dataset, ds)}{_TMP_MARK}{uuid.uuid4().hex}"
         self.delete_dir(stage)
-        file_info = {}
-        for name, table in sorted(files.items()):
-            self.write_parquet(f"{stage}/{name}", table)
-            file_info[name] = {"rows": table.num_rows, "sha256": self.sha256(f"{stage}/{name}")}
-        first = next(iter(files.values()), None)
+        count = max(1, -(-table.num_rows // ROWS_PER_FILE))
+        names = [f"part-{i:05d}.parquet" for i in range(count)]
+
+        def write(i: int) -> dict:
+            part = table.slice(i * ROWS_PER_FILE, ROWS_PER_FILE)
+            self.write_parquet(f"{stage}/{names[i]}", part)
+            return {"rows": part.num_rows, "sha256": self.sha256(f"{stage}/{names[i]}")}
+
+        with ThreadPoolExecutor(max_workers=min(count, os.cpu_count() or 1)) as pool:
+            file_info = dict(zip(names, pool.map(write, range(count)), strict=True))
         manifest = {
             **manifest,
             "layer": layer,
@@ -210,7 +227,7 @@ class Lake:
             "uri": self.uri(self.partition(layer, dataset, ds)),
             "files": file_info,
             "rows": sum(f["rows"] for f in file_info.values()),
-            "schema_hash": schema_hash(first.schema) if first is not None else None,
+            "schema_hash": schema_hash(table.schema),
             "content_hash": hashlib.sha256("".join(f["sha256"] for f in file_info.values()).encode()).hexdigest(),
         }
         self.write_json(f"{stage}/{MANIFEST_FILE}", manifest)

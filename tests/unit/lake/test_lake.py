@@ -15,21 +15,23 @@ def test_check_ds_refuses_what_is_not_a_date():
         check_ds("../../etc")
 
 
-def test_partition_is_replaced_as_a_whole(lake):
-    lake.write_partition(
-        "silver", "d", "2026-01-01", {"a.parquet": pa.table({"x": [1]}), "b.parquet": pa.table({"x": [2]})}, {}
-    )
-    m = lake.write_partition("silver", "d", "2026-01-01", {"a.parquet": pa.table({"x": [3, 4]})}, {"note": 1})
+def test_partition_is_replaced_as_a_whole(lake, monkeypatch):
+    monkeypatch.setattr("pipelines.lake.ROWS_PER_FILE", 2)
+    big = lake.write_partition("silver", "d", "2026-01-01", pa.table({"x": [1, 2, 3, 4, 5]}), {})
+    assert [f["rows"] for f in big["files"].values()] == [2, 2, 1]  # written side by side, read back in order
+    assert lake.read_partition("silver", "d", "2026-01-01").column("x").to_pylist() == [1, 2, 3, 4, 5]
+    m = lake.write_partition("silver", "d", "2026-01-01", pa.table({"x": [3, 4]}), {"note": 1})
     assert lake.read_partition("silver", "d", "2026-01-01").column("x").to_pylist() == [3, 4]
     assert m["rows"] == 2 and m["note"] == 1
+    assert len(lake.list_files(lake.partition("silver", "d", "2026-01-01"), [".parquet"])) == 1
     assert lake.read_manifest("silver", "d", "2026-01-01")["content_hash"] == m["content_hash"]
     assert lake.list_partitions("silver", "d") == ["2026-01-01"]
 
 
 def test_content_hash_follows_content(lake):
-    a = lake.write_partition("gold", "d", "2026-01-01", {"p.parquet": pa.table({"x": [1, 2]})}, {})
-    b = lake.write_partition("gold", "d", "2026-01-02", {"p.parquet": pa.table({"x": [1, 2]})}, {})
-    c = lake.write_partition("gold", "d", "2026-01-03", {"p.parquet": pa.table({"x": [2, 1]})}, {})
+    a = lake.write_partition("gold", "d", "2026-01-01", pa.table({"x": [1, 2]}), {})
+    b = lake.write_partition("gold", "d", "2026-01-02", pa.table({"x": [1, 2]}), {})
+    c = lake.write_partition("gold", "d", "2026-01-03", pa.table({"x": [2, 1]}), {})
     assert a["content_hash"] == b["content_hash"] != c["content_hash"]
 
 
@@ -47,14 +49,14 @@ def test_a_crash_mid_write_leaves_no_file_behind(lake, tmp_path):
 
 
 def test_a_crash_before_publish_keeps_the_old_partition(lake, monkeypatch):
-    lake.write_partition("gold", "d", "2026-01-01", {"p.parquet": pa.table({"x": [1]})}, {})
+    lake.write_partition("gold", "d", "2026-01-01", pa.table({"x": [1]}), {})
 
     def boom(*a, **k):
         raise RuntimeError("killed before publish")
 
     monkeypatch.setattr(Lake, "publish", boom)
     with pytest.raises(RuntimeError):
-        lake.write_partition("gold", "d", "2026-01-01", {"p.parquet": pa.table({"x": [9]})}, {})
+        lake.write_partition("gold", "d", "2026-01-01", pa.table({"x": [9]}), {})
     assert lake.read_partition("gold", "d", "2026-01-01").column("x").to_pylist() == [1]
     assert lake.list_partitions("gold", "d") == ["2026-01-01"]
 

@@ -13,7 +13,11 @@ MANIFESTS = {
         "rows": 8,
         "content_hash": "abc",
         "schema_hash": "def",
-        "splits": {"train": {"rows": 6, "positives": 3}, "valid": {"rows": 1, "positives": 0}, "test": {"rows": 1, "positives": 1}},
+        "splits": {
+            "train": {"rows": 6, "positives": 3},
+            "valid": {"rows": 1, "positives": 0},
+            "test": {"rows": 1, "positives": 1},
+        },
     },
 }
 
@@ -21,7 +25,9 @@ MANIFESTS = {
 @pytest.fixture
 def settings(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    return load_settings({"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "MLP_STATE_DIR": str(tmp_path / "state")})
+    return load_settings(
+        {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "MLP_STATE_DIR": str(tmp_path / "state")}
+    )
 
 
 def test_quality_run_is_logged_once_per_airflow_run(settings, tmp_path):
