@@ -5,6 +5,7 @@ import socket
 import sqlite3
 
 import pytest
+from mlflow import MlflowClient
 
 from pipelines.cli import demo, stack
 from pipelines.config import load_settings
@@ -74,7 +75,8 @@ def test_backfill_reconciles_and_a_rerun_changes_nothing(airflow):
     # The mapped bronze tasks really ran side by side on the executor.
     rows = [r for r in _task_rows(settings, runs[0].run_id) if r[0] == "bronze_file"]
     assert len(rows) == settings.demo.files_per_day and all(r[2] == "success" for r in rows)
-    assert max(r[3] for r in rows) < min(r[4] for r in rows), "bronze_file tasks did not overlap"
+    overlapping = [(a[1], b[1]) for a in rows for b in rows if a[1] < b[1] and a[3] < b[4] and b[3] < a[4]]
+    assert overlapping, f"no two bronze_file tasks ran at the same time: {rows}"
 
     rerun = demo.run_dag(settings, env, "features", dates[0])
     assert rerun.state == "success"
@@ -83,6 +85,14 @@ def test_backfill_reconciles_and_a_rerun_changes_nothing(airflow):
     assert again["rows"] == first[dates[0]]["rows"] and again["splits"] == first[dates[0]]["splits"]
     assert len(lake.read_manifest(BRONZE, "adult", dates[0])["files"]) == settings.demo.files_per_day
     assert lake.list_partitions(GOLD, "adult") == dates
+
+    # Each DAG run logged one data-quality run to the MLflow server, tagged with its gold hash.
+    client = MlflowClient(settings.mlflow.server_url)
+    experiment = client.get_experiment_by_name("features")
+    logged = client.search_runs([experiment.experiment_id], "tags.ds = '2026-01-01'")
+    assert sorted(r.data.tags["airflow_run_id"] for r in logged) == sorted([runs[0].run_id, rerun.run_id])
+    assert {r.data.tags["gold_content_hash"] for r in logged} == {again["content_hash"]}
+    assert all(r.data.metrics["gold_rows"] == again["rows"] for r in logged)
 
 
 def test_a_date_with_no_data_fails_with_a_clear_message(airflow):
