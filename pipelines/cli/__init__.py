@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 from pipelines.config import SettingsError, load_settings
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.cli import stack
 
         for key, value in stack.airflow_env(settings, base={}).items():
-            print(f"export {key}={value!r}")
+            if key in ("PATH", "PYTHONPATH"):  # prepend to what the shell already has
+                print(f'export {key}="{value}${{{key}:+:${key}}}"')
+            else:
+                print(f"export {key}={shlex.quote(value)}")
         return 0
     return 2

@@ -24,6 +24,9 @@ from pipelines.config import Settings
 from pipelines.constants import REPO_ROOT
 
 ADMIN_USER = "admin"
+# Airflow's SQLite connections wait this long for a lock instead of failing at once with
+# "database is locked" when the scheduler, API server and a CLI command write together.
+SQLITE_CONNECT_ARGS = {"timeout": 60}
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ def airflow_env(settings: Settings, base: dict | None = None) -> dict[str, str]:
             "AIRFLOW__CORE__PARALLELISM": str(max(2, os.cpu_count() or 2) * 2),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "pipelines.cli.stack.SQLITE_CONNECT_ARGS",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{af.url}/execution/",
             "AIRFLOW__API__HOST": af.host,
             "AIRFLOW__API__PORT": str(af.port),
