@@ -1,7 +1,5 @@
 """The features DAG, end to end through Airflow (api-server + LocalExecutor), on real Adult batches."""
 
-import os
-import socket
 import sqlite3
 
 import pytest
@@ -13,28 +11,15 @@ from pipelines.constants import BRONZE, GOLD, SILVER
 from pipelines.features.bronze import QUARANTINE_BRONZE
 from pipelines.features.silver import QUARANTINE_SILVER
 from pipelines.lake import Lake
+from tests.integration.isolation import isolated_environ
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
     root = tmp_path_factory.mktemp("stack")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MLP_", "AIRFLOW", "MLFLOW_"))}
-    environ.update(
-        {
-            "MLP_STATE_DIR": str(root / "state"),
-            "MLP_LAKE_ROOT": str(root / "lake"),
-            "MLP_AIRFLOW__PORT": str(_free_port()),
-            "MLP_MLFLOW__PORT": str(_free_port()),
-        }
-    )
+    environ = isolated_environ(root)
     settings = load_settings(environ)
     env = stack.airflow_env(settings, base=environ)
     stack.migrate(settings, env)

@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,9 @@ import pytest
 from pipelines.cli import stack
 from pipelines.config import load_settings
 from pipelines.constants import REPO_ROOT
+from tests.integration.isolation import isolated_environ
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cli(environ, *args):
@@ -47,15 +41,7 @@ def _json(url, data=None, token=None):
 
 
 def test_up_serves_both_uis_and_down_leaves_nothing(tmp_path):
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MLP_", "AIRFLOW", "MLFLOW_"))}
-    environ.update(
-        {
-            "MLP_STATE_DIR": str(tmp_path / "state"),
-            "MLP_LAKE_ROOT": str(tmp_path / "lake"),
-            "MLP_AIRFLOW__PORT": str(_free_port()),
-            "MLP_MLFLOW__PORT": str(_free_port()),
-        }
-    )
+    environ = isolated_environ(tmp_path)
     settings = load_settings(environ)
     up = _cli(environ, "up")
     try:
