@@ -32,16 +32,9 @@ GOLD = Asset(name="gold", uri="lake://gold")
 
 
 def _step(name: str, *args, **kwargs):
-    """Run one pipelines.features step; bad data fails the task at once (retries cannot fix it)."""
-    from airflow.sdk.exceptions import AirflowFailException
+    from _steps import step
 
-    from pipelines import features
-    from pipelines.errors import DataError
-
-    try:
-        return getattr(features, name)(*args, **kwargs)
-    except DataError as exc:
-        raise AirflowFailException(str(exc)) from exc
+    return step("pipelines.features", name, *args, **kwargs)
 
 
 @dag(

@@ -11,17 +11,29 @@ from contextlib import suppress
 from pipelines.config import Settings
 
 
+def find_or_create_run(
+    settings: Settings, experiment_key: str, run_name: str, tags: dict[str, str], parent_run_id: str | None = None
+) -> str:
+    """Id of the run in the experiment with exactly these tags, created (nested if a parent is given) if none."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    experiment = _experiment(settings, settings.mlflow.experiment(experiment_key))
+    client = MlflowClient(settings.mlflow.tracking_uri)
+    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in sorted(tags.items()))
+    found = client.search_runs([experiment.experiment_id], filter_string=query, max_results=1)
+    if found:
+        return found[0].info.run_id
+    extra = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
+    return client.create_run(experiment.experiment_id, tags={**tags, **extra}, run_name=run_name).info.run_id
+
+
 def get_or_start_run(settings: Settings, experiment_key: str, run_name: str, tags: dict[str, str]):
     """An active MLflow run in the experiment, reusing one with exactly these tags if it exists."""
     import mlflow
 
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
-    experiment = _experiment(settings, settings.mlflow.experiment(experiment_key))
-    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in sorted(tags.items()))
-    found = mlflow.search_runs([experiment.experiment_id], filter_string=query, max_results=1, output_format="list")
-    if found:
-        return mlflow.start_run(run_id=found[0].info.run_id)
-    return mlflow.start_run(run_name=run_name, tags=tags)
+    return mlflow.start_run(run_id=find_or_create_run(settings, experiment_key, run_name, tags))
 
 
 def _experiment(settings: Settings, name: str):

@@ -7,6 +7,7 @@ here (or the one ``make up`` already runs). Progress is read from Airflow's meta
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import time
@@ -119,6 +120,26 @@ def feature_outputs(settings: Settings, dataset: str, ds: str) -> dict:
     }
 
 
+def training_outputs(settings: Settings, dataset: str, ds: str) -> dict:
+    lake = Lake(settings.lake_root)
+    try:
+        board = lake.read_partition(GOLD, f"{dataset}_leaderboard", ds).to_pandas()
+    except FileNotFoundError:
+        return {}
+    ok = board[board["status"] == "ok"]
+    out = {"algorithms": len(board), "failed": int((board["status"] != "ok").sum())}
+    if len(ok):
+        best = ok.iloc[0]
+        out.update(
+            {
+                "best": best["algorithm"],
+                "cv auc": round(float(best["cv_roc_auc"]), 4),
+                "test auc": round(float(best["test_roc_auc"]), 4),
+            }
+        )
+    return out
+
+
 def main(settings: Settings, days: int | None = None) -> int:
     env = stack.airflow_env(settings)
     print(
@@ -137,6 +158,11 @@ def main(settings: Settings, days: int | None = None) -> int:
             if result.state != "success":
                 print(f"  features {ds} ended {result.state}; log: {result.log}")
                 break
+        else:
+            ds = demo_dates(settings, days)[-1]
+            result = run_dag(settings, env, "training", ds, conf=json.dumps(dict(settings.demo.training)))
+            result.outputs = training_outputs(settings, dataset, ds)
+            results.append(result)
     print_summary(settings, results, time.monotonic() - t0)
     return 0 if results and all(r.state == "success" for r in results) else 1
 
@@ -149,6 +175,8 @@ def print_summary(settings: Settings, results: list[RunResult], total: float) ->
         print(f"{r.dag_id:<10} {r.ds:<11} {r.state:<8} {r.seconds:>5.0f}s  {outputs}")
     print(f"\nTotal {total:.0f}s. Where to look:")
     print(f"  Lake (Parquet + _manifest.json): {settings.lake_root}  (bronze/, silver/, gold/, quarantine/)")
-    print(f"  Airflow UI: `make up`, then {settings.airflow.url}/dags/features (login printed by make up)")
-    print(f"  MLflow UI : `make up`, then {settings.mlflow.server_url}")
+    print(
+        f"  Airflow UI: `make up`, then {settings.airflow.url}/dags/features and /dags/training (login printed by make up)"
+    )
+    print(f"  MLflow UI : `make up`, then {settings.mlflow.server_url} (experiments `features` and `training`)")
     print(f"  Task logs : {settings.state_dir / 'logs'} and {stack.airflow_home(settings) / 'logs'}")

@@ -78,6 +78,7 @@ class DemoSettings:
     start: str = "2026-01-01"
     days: int = 4
     files_per_day: int = 4
+    training: Mapping[str, Any] = field(default_factory=dict)  # Params for the demo's training run
 
 
 @dataclass(frozen=True)

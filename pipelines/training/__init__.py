@@ -1,0 +1,1 @@
+"""Multi-algorithm training: registry, metrics, evaluation, leaderboard."""

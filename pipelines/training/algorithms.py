@@ -1,0 +1,499 @@
+"""The algorithm registry: every model is a scikit-learn Pipeline that takes the raw gold features.
+
+Each base algorithm is ``Pipeline([("prep", ...), ("model", ...)])`` (``svm_rbf`` adds a
+``kernel`` step between them), so tuning, the benchmark, SHAP and serving treat all alike and
+``set_params(model__...)`` reaches every model's hyperparameters. The preprocessing accepts
+categorical columns as ``str``/object or ``category`` dtype, maps missing values (None/NaN) to
+their own ``__missing__`` category, and never fails on a category first seen at predict time.
+
+Every model runs on ONE thread (n_jobs=1 and friends): the benchmark runs algorithms in parallel
+processes. xgboost, lightgbm and torch are imported when a model is built, not at import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    BaggingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    StackingClassifier,
+    VotingClassifier,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.kernel_approximation import Nystroem
+from sklearn.linear_model import LogisticRegression, RidgeClassifier
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.svm import LinearSVC
+from threadpoolctl import threadpool_limits
+
+MISSING = "__missing__"
+FAMILIES = ("linear", "tree_ensemble", "boosting", "kernel", "neural", "ensemble")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which raw columns are numeric and which categorical (from the gold manifest)."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+
+    def __post_init__(self):
+        # Manifests come from JSON: accept lists, store tuples (hashable, immutable).
+        object.__setattr__(self, "numeric", tuple(self.numeric))
+        object.__setattr__(self, "categorical", tuple(self.categorical))
+        both = sorted(set(self.numeric) & set(self.categorical))
+        if both:
+            raise ValueError(f"columns {both} are listed as both numeric and categorical; keep each in one list")
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*self.numeric, *self.categorical)
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str  # registry key
+    family: str  # one of FAMILIES
+    description: str
+    build: Callable[[FeatureSpec, int], object]  # (features, seed) -> unfitted Pipeline on raw features
+    ensemble: bool = False  # voting/bagging/stacking: built from base models with build_ensemble()
+
+
+# -- checks ---------------------------------------------------------------------------------
+
+
+def check_features(frame: pd.DataFrame, features: FeatureSpec) -> None:
+    """Raise ValueError naming every feature column that is missing or that no preprocessing handles."""
+    problems = []
+    missing = [c for c in features.columns if c not in frame.columns]
+    if missing:
+        present = ", ".join(map(str, list(frame.columns)[:30]))
+        problems += [
+            f"column {c!r} is missing from the data (columns present: {present}); add it or drop it from the feature list"
+            for c in missing
+        ]
+    for name in features.numeric:
+        if name in frame.columns:
+            problem = _numeric_problem(frame[name])
+            if problem:
+                problems.append(f"column {name!r} {problem}")
+    for name in features.categorical:
+        if name in frame.columns:
+            problem = _categorical_problem(frame[name])
+            if problem:
+                problems.append(f"column {name!r} {problem}")
+    if len(problems) == 1:
+        raise ValueError(problems[0])
+    if problems:
+        raise ValueError(f"{len(problems)} feature columns cannot be used:\n- " + "\n- ".join(problems))
+
+
+def _unhandled(column: pd.Series, values: pd.Series | None = None) -> str:
+    """The message for a column no preprocessing handles; ``values`` are what to inspect (category -> categories)."""
+    dtype, odd, values = column.dtype, "", column if values is None else values
+    if pd.api.types.is_object_dtype(values.dtype):
+        kinds = sorted(_value_types(values) - {"str", "number"})
+        odd = f" ({', '.join(kinds)} values)" if kinds else ""
+    return (
+        f"has dtype {dtype}{odd}: no preprocessing handles it; derive numeric or string columns from it "
+        "(e.g. year/day-of-week from a date, one column per list item) or drop it from the feature list"
+    )
+
+
+def _numeric_problem(column: pd.Series) -> str | None:
+    dtype = column.dtype
+    if pd.api.types.is_complex_dtype(dtype):
+        return _unhandled(column)
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_float_dtype(dtype):
+        return None
+    kinds = (
+        _value_types(column)
+        if pd.api.types.is_object_dtype(dtype)
+        else ({"str"} if _is_stringlike(dtype) else {"other"})
+    )
+    if kinds <= {"number"}:
+        return None
+    if kinds <= {"str", "number"}:
+        return f"is listed as numeric but has dtype {dtype}: cast it to numbers or list it as categorical"
+    return _unhandled(column)
+
+
+def _categorical_problem(column: pd.Series) -> str | None:
+    dtype = column.dtype
+    values = column.cat.categories.to_series() if isinstance(dtype, pd.CategoricalDtype) else column
+    inner = values.dtype
+    if pd.api.types.is_bool_dtype(inner) or pd.api.types.is_integer_dtype(inner) or pd.api.types.is_float_dtype(inner):
+        return None
+    if pd.api.types.is_object_dtype(inner) or _is_stringlike(inner):
+        kinds = _value_types(values)
+        if kinds <= {"str", "number"}:
+            return None
+        return _unhandled(column, values)
+    return _unhandled(column)
+
+
+def _is_stringlike(dtype) -> bool:
+    return pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
+
+
+def _value_types(column: pd.Series) -> set[str]:
+    """Kinds of the non-missing values in an object column: str, number, or the Python type name."""
+    kinds = set()
+    for value in column.dropna().map(type).unique():
+        if issubclass(value, str):
+            kinds.add("str")
+        elif issubclass(value, (bool, int, float, np.bool_, np.integer, np.floating)):
+            kinds.add("number")
+        else:
+            kinds.add(value.__name__)
+    return kinds
+
+
+# -- preprocessing --------------------------------------------------------------------------
+
+
+def _as_float(X) -> np.ndarray:
+    """Numeric columns as float64; pd.NA/None become NaN."""
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=object))
+    return frame.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _to_str(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))  # 3.0 (an int column widened by a NaN) is the category "3"
+    return str(value)
+
+
+_TO_STR = np.frompyfunc(_to_str, 1, 1)
+
+
+def _as_strings(X) -> np.ndarray:
+    """Categorical columns (str, object or category dtype) as an object array of str; missing -> __missing__."""
+    values = X.to_numpy(dtype=object) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=object)
+    if values.ndim == 1:
+        values = values.reshape(-1, 1)
+    values = np.where(pd.isna(values), MISSING, values)
+    return _TO_STR(values).astype(object) if values.size else values
+
+
+def _as_category_frame(X) -> pd.DataFrame:
+    """Categorical columns as pandas ``category`` dtype (for lightgbm, which remaps categories on predict)."""
+    columns = list(X.columns) if isinstance(X, pd.DataFrame) else None
+    index = X.index if isinstance(X, pd.DataFrame) else None
+    strings = _as_strings(X)
+    frame = pd.DataFrame(strings, columns=columns, index=index)
+    return frame.astype("category")
+
+
+def _as_float_frame(X) -> pd.DataFrame:
+    columns = list(X.columns) if isinstance(X, pd.DataFrame) else None
+    index = X.index if isinstance(X, pd.DataFrame) else None
+    return pd.DataFrame(_as_float(X), columns=columns, index=index)
+
+
+def _strings() -> FunctionTransformer:
+    return FunctionTransformer(_as_strings, feature_names_out="one-to-one")
+
+
+def _floats() -> FunctionTransformer:
+    return FunctionTransformer(_as_float, feature_names_out="one-to-one")
+
+
+def _onehot_prep(features: FeatureSpec) -> ColumnTransformer:
+    """One-hot categoricals (unseen -> all zeros) and standardised, median-imputed numerics."""
+    cat = Pipeline(
+        [
+            ("strings", _strings()),
+            ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)),
+        ]
+    )
+    num = Pipeline([("floats", _floats()), ("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+    return ColumnTransformer(
+        [("cat", cat, list(features.categorical)), ("num", num, list(features.numeric))],
+        sparse_threshold=0.0,
+        verbose_feature_names_out=False,
+    )
+
+
+def _ordinal_prep(features: FeatureSpec) -> ColumnTransformer:
+    """Ordinal codes for categoricals (unseen -> NaN, treated as missing by every tree model), then raw numerics.
+
+    Output order is categoricals first, so ``_categorical_mask`` says which columns are codes.
+    """
+    encoder = OrdinalEncoder(
+        handle_unknown="use_encoded_value",
+        unknown_value=np.nan,
+        encoded_missing_value=np.nan,
+        max_categories=250,  # HistGradientBoosting needs codes < max_bins (255); rarer ones are grouped
+    )
+    cat = Pipeline([("strings", _strings()), ("ordinal", encoder)])
+    return ColumnTransformer(
+        [("cat", cat, list(features.categorical)), ("num", _floats(), list(features.numeric))],
+        verbose_feature_names_out=False,
+    )
+
+
+def _categorical_mask(features: FeatureSpec) -> list[bool]:
+    return [True] * len(features.categorical) + [False] * len(features.numeric)
+
+
+def _category_prep(features: FeatureSpec) -> ColumnTransformer:
+    """A DataFrame with categoricals as pandas ``category`` dtype and float numerics (lightgbm's native input)."""
+    return ColumnTransformer(
+        [
+            (
+                "cat",
+                FunctionTransformer(_as_category_frame, feature_names_out="one-to-one"),
+                list(features.categorical),
+            ),
+            ("num", FunctionTransformer(_as_float_frame, feature_names_out="one-to-one"), list(features.numeric)),
+        ],
+        verbose_feature_names_out=False,
+    ).set_output(transform="pandas")
+
+
+# -- base algorithms ------------------------------------------------------------------------
+
+
+def _logreg(features: FeatureSpec, seed: int) -> Pipeline:
+    model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
+    return Pipeline([("prep", _onehot_prep(features)), ("model", model)])
+
+
+def _ridge(features: FeatureSpec, seed: int) -> Pipeline:
+    model = CalibratedClassifierCV(RidgeClassifier(alpha=1.0), method="sigmoid", cv=3, n_jobs=1)
+    return Pipeline([("prep", _onehot_prep(features)), ("model", model)])
+
+
+def _random_forest(features: FeatureSpec, seed: int) -> Pipeline:
+    model = RandomForestClassifier(
+        n_estimators=300, min_samples_leaf=3, max_features="sqrt", n_jobs=1, random_state=seed
+    )
+    return Pipeline([("prep", _ordinal_prep(features)), ("model", model)])
+
+
+class OneThreadHistGradientBoosting(HistGradientBoostingClassifier):
+    """HistGradientBoostingClassifier on one OpenMP thread (it has no n_jobs).
+
+    Its OpenMP threads spin-wait: with the benchmark's parallel processes sharing the cores, the
+    default (one thread per core) ran a 400-row fit in 100 s instead of 0.1 s.
+    """
+
+    def fit(self, X, y, sample_weight=None, **fit_params):
+        with threadpool_limits(limits=1, user_api="openmp"):
+            return super().fit(X, y, sample_weight=sample_weight, **fit_params)
+
+    def predict(self, X):
+        with threadpool_limits(limits=1, user_api="openmp"):
+            return super().predict(X)
+
+    def predict_proba(self, X):
+        with threadpool_limits(limits=1, user_api="openmp"):
+            return super().predict_proba(X)
+
+    def decision_function(self, X):
+        with threadpool_limits(limits=1, user_api="openmp"):
+            return super().decision_function(X)
+
+
+def _hist_gb(features: FeatureSpec, seed: int) -> Pipeline:
+    model = OneThreadHistGradientBoosting(
+        learning_rate=0.05,
+        max_iter=1000,
+        max_leaf_nodes=31,
+        min_samples_leaf=20,
+        l2_regularization=1.0,
+        categorical_features=_categorical_mask(features) if features.categorical else None,
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=30,
+        scoring="loss",
+        random_state=seed,
+    )
+    return Pipeline([("prep", _ordinal_prep(features)), ("model", model)])
+
+
+def _xgboost(features: FeatureSpec, seed: int) -> Pipeline:
+    from xgboost import XGBClassifier
+
+    # Ordinal codes + feature_types instead of pandas category dtype: the codes are learned by
+    # sklearn, so unseen categories are NaN (missing) and nothing depends on xgboost's re-coding.
+    model = XGBClassifier(
+        n_estimators=400,
+        max_depth=6,
+        learning_rate=0.05,
+        subsample=0.8,
+        colsample_bytree=0.5,
+        min_child_weight=2.0,
+        tree_method="hist",
+        enable_categorical=True,
+        feature_types=["c"] * len(features.categorical) + ["q"] * len(features.numeric),
+        max_cat_to_onehot=1,  # partition splits for every categorical
+        eval_metric="logloss",
+        n_jobs=1,
+        random_state=seed,
+    )
+    return Pipeline([("prep", _ordinal_prep(features)), ("model", model)])
+
+
+def _lightgbm(features: FeatureSpec, seed: int) -> Pipeline:
+    from lightgbm import LGBMClassifier
+
+    # LightGBM's sklearn API takes categorical columns from pandas ``category`` dtype (a constructor
+    # ``categorical_feature`` is ignored), and remaps categories at predict: unseen -> missing.
+    model = LGBMClassifier(
+        n_estimators=500,
+        learning_rate=0.03,
+        num_leaves=31,
+        min_child_samples=50,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.5,
+        reg_lambda=1.0,
+        cat_smooth=50.0,
+        min_data_per_group=200,
+        n_jobs=1,
+        random_state=seed,
+        verbose=-1,
+    )
+    return Pipeline([("prep", _category_prep(features)), ("model", model)])
+
+
+def _svm_rbf(features: FeatureSpec, seed: int) -> Pipeline:
+    """An RBF-kernel SVM made practical: a Nystroem feature map, then a linear SVM, calibrated.
+
+    Exact ``SVC(kernel="rbf", probability=True)`` did not finish in 10 minutes on Adult's 39k
+    training rows on 2 cores (its cost grows with n^2..n^3, and probability=True adds an internal
+    5-fold CV), hence the kernel approximation: 500 Nystroem components on one-hot + scaled
+    features, a LinearSVC on top, and Platt (sigmoid) calibration for ``predict_proba``.
+    """
+    kernel = Nystroem(kernel="rbf", gamma=0.05, n_components=500, random_state=seed)
+    model = CalibratedClassifierCV(LinearSVC(C=0.1, random_state=seed), method="sigmoid", cv=3, n_jobs=1)
+    return Pipeline([("prep", _onehot_prep(features)), ("kernel", kernel), ("model", model)])
+
+
+def _mlp_torch(features: FeatureSpec, seed: int) -> Pipeline:
+    from pipelines.training.torch_mlp import TorchMLPClassifier
+
+    return Pipeline([("prep", _onehot_prep(features)), ("model", TorchMLPClassifier(seed=seed))])
+
+
+def _ensemble_only(name: str) -> Callable[[FeatureSpec, int], object]:
+    def build(features: FeatureSpec, seed: int) -> object:
+        raise ValueError(
+            f"{name!r} is an ensemble of fitted-or-unfitted base models: call "
+            f"build_ensemble({name!r}, [(base_name, pipeline), ...], features, seed)"
+        )
+
+    return build
+
+
+_BASES = [  # (name, family, description, builder), in default order
+    ("logreg", "linear", "Logistic regression on one-hot + standardised features", _logreg),
+    ("ridge", "linear", "Ridge classifier with sigmoid calibration (3-fold) for probabilities", _ridge),
+    ("random_forest", "tree_ensemble", "Random forest, 300 trees, ordinal-encoded categoricals", _random_forest),
+    ("hist_gb", "boosting", "scikit-learn histogram gradient boosting, native categoricals", _hist_gb),
+    ("xgboost", "boosting", "XGBoost hist trees with native categorical splits", _xgboost),
+    ("lightgbm", "boosting", "LightGBM leaf-wise boosting with native categorical splits", _lightgbm),
+    ("svm_rbf", "kernel", "RBF SVM via a 500-component Nystroem map + calibrated linear SVM", _svm_rbf),
+    ("mlp_torch", "neural", "PyTorch MLP (128-64, dropout) with early stopping", _mlp_torch),
+]
+_ENSEMBLES = [
+    ("voting", "Soft voting over the given base models"),
+    ("bagging", "Bagging (5 bootstraps) of the first (best) base model"),
+    ("stacking", "Stacking of the base models under a logistic regression (3-fold)"),
+]
+ALGORITHMS: dict[str, Algorithm] = {
+    **{name: Algorithm(name, family, text, builder) for name, family, text, builder in _BASES},
+    **{name: Algorithm(name, "ensemble", text, _ensemble_only(name), ensemble=True) for name, text in _ENSEMBLES},
+}
+BASE_ALGORITHMS: tuple[str, ...] = tuple(n for n, a in ALGORITHMS.items() if not a.ensemble)
+ENSEMBLES: tuple[str, ...] = ("voting", "bagging", "stacking")
+
+
+def get(name: str) -> Algorithm:
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        raise ValueError(f"unknown algorithm {name!r}; known: {', '.join(ALGORITHMS)}") from None
+
+
+def build(name: str, features: FeatureSpec, seed: int) -> Pipeline:
+    """An unfitted Pipeline for a base algorithm, taking the raw feature DataFrame."""
+    return get(name).build(features, seed)
+
+
+# -- ensembles ------------------------------------------------------------------------------
+
+
+class ColumnFrame(TransformerMixin, BaseEstimator):
+    """Give an array back its column names (a DataFrame passes through, reduced to ``columns``).
+
+    BaggingClassifier turns its input into a numpy array; this step lets the bagged base
+    Pipelines, which select columns by name, see a DataFrame again.
+    """
+
+    def __init__(self, columns=()):
+        self.columns = columns
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = len(self.columns)
+        return self
+
+    def transform(self, X):
+        columns = list(self.columns)
+        if isinstance(X, pd.DataFrame):
+            return X[columns]
+        return pd.DataFrame(np.asarray(X, dtype=object), columns=columns)
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(list(self.columns), dtype=object)
+
+
+def build_ensemble(name: str, bases: list[tuple[str, object]], features: FeatureSpec, seed: int) -> object:
+    """An unfitted ensemble over base Pipelines (fitted or not: they are cloned), taking raw features.
+
+    voting: soft VotingClassifier. stacking: StackingClassifier, logistic regression on the bases'
+    out-of-fold probabilities (3 stratified folds). bagging: 5 bootstrap copies of the FIRST base,
+    returned as ``Pipeline([("select", ...), ("model", BaggingClassifier)])``.
+    """
+    if name not in ENSEMBLES:
+        get(name)  # unknown -> ValueError listing the names
+        raise ValueError(f"{name!r} is a base algorithm, not an ensemble; ensembles: {', '.join(ENSEMBLES)}")
+    bases = list(bases)
+    if not bases:
+        raise ValueError(f"ensemble {name!r} needs at least one base model, got none")
+    names = [b for b, _ in bases]
+    if len(set(names)) != len(names):
+        raise ValueError(f"ensemble {name!r}: base names must be unique, got {names}")
+    if name != "bagging" and len(bases) < 2:
+        raise ValueError(f"ensemble {name!r} needs at least 2 base models, got {names}")
+    estimators = [(b, clone(model)) for b, model in bases]
+
+    if name == "voting":
+        return VotingClassifier(estimators, voting="soft", n_jobs=1)
+    if name == "stacking":
+        return StackingClassifier(
+            estimators,
+            final_estimator=LogisticRegression(max_iter=1000),
+            cv=StratifiedKFold(n_splits=3, shuffle=True, random_state=seed),
+            stack_method="predict_proba",
+            passthrough=False,
+            n_jobs=1,
+        )
+    columns = list(features.columns)
+    inner = Pipeline([("frame", ColumnFrame(columns)), ("base", estimators[0][1])])
+    bagging = BaggingClassifier(inner, n_estimators=5, bootstrap=True, n_jobs=1, random_state=seed)
+    return Pipeline([("select", ColumnFrame(columns)), ("model", bagging)])

@@ -1,0 +1,97 @@
+"""Gold data for training: every gold partition of a dataset up to a logical date.
+
+The split column decides what is what: ``train`` and ``valid`` rows are used for
+cross-validation and the final fit, ``test`` rows only for the held-out score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+
+from pipelines.constants import GOLD, LABEL, SPLIT, TEST
+from pipelines.errors import DataError
+from pipelines.lake import Lake
+from pipelines.training.algorithms import FeatureSpec
+
+
+class TrainingDataError(DataError, ValueError):
+    """Gold data that no model can be trained on (no label, one class, unknown column type)."""
+
+
+@dataclass
+class TrainingData:
+    dataset: str
+    ds: str
+    features: FeatureSpec
+    X_train: pd.DataFrame
+    y_train: pd.Series
+    X_test: pd.DataFrame
+    y_test: pd.Series
+    content_hashes: dict[str, str]
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.features.numeric, *self.features.categorical]
+
+    def summary(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "ds": self.ds,
+            "train_rows": len(self.X_train),
+            "test_rows": len(self.X_test),
+            "train_positive_rate": float(self.y_train.mean()),
+            "features": self.columns,
+            "partitions": sorted(self.content_hashes),
+        }
+
+
+def load_training_data(lake: Lake, dataset: str, ds: str, sample: int | None = None, seed: int = 0) -> TrainingData:
+    """Gold partitions of ``dataset`` with ds <= ``ds``; ``sample`` keeps at most that many rows (stratified)."""
+    dates = [d for d in lake.list_partitions(GOLD, dataset) if d <= ds]
+    if not dates:
+        raise TrainingDataError(
+            f"no gold partitions for dataset {dataset!r} up to {ds} under {lake.uri(GOLD, dataset)}; "
+            "run the features DAG for those dates first"
+        )
+    manifests = {d: lake.read_manifest(GOLD, dataset, d) for d in dates}
+    frame = pa.concat_tables([lake.read_partition(GOLD, dataset, d) for d in dates], promote_options="permissive")
+    frame = frame.to_pandas()
+    latest = manifests[dates[-1]]
+    features = FeatureSpec(numeric=tuple(latest.get("numeric", [])), categorical=tuple(latest.get("categorical", [])))
+    check_gold(frame, features)
+    if sample and len(frame) > sample:
+        frame = frame.groupby(LABEL, group_keys=False).sample(frac=sample / len(frame), random_state=seed)
+    test = frame[SPLIT] == TEST
+    columns = [*features.numeric, *features.categorical]
+    return TrainingData(
+        dataset=dataset,
+        ds=ds,
+        features=features,
+        X_train=frame.loc[~test, columns].reset_index(drop=True),
+        y_train=frame.loc[~test, LABEL].astype(int).reset_index(drop=True),
+        X_test=frame.loc[test, columns].reset_index(drop=True),
+        y_test=frame.loc[test, LABEL].astype(int).reset_index(drop=True),
+        content_hashes={d: m["content_hash"] for d, m in manifests.items()},
+    )
+
+
+def check_gold(frame: pd.DataFrame, features: FeatureSpec) -> None:
+    """Refuse gold that cannot be trained on, naming the column at fault."""
+    from pipelines.training.algorithms import check_features
+
+    if LABEL not in frame.columns:
+        raise TrainingDataError(f"gold has no label column {LABEL!r}; columns: {sorted(frame.columns)}")
+    if SPLIT not in frame.columns:
+        raise TrainingDataError(f"gold has no {SPLIT!r} column; rerun the features DAG")
+    classes = sorted(frame[LABEL].dropna().unique().tolist())
+    if len(classes) < 2:
+        raise TrainingDataError(f"label column {LABEL!r} holds a single class {classes}: nothing to learn")
+    if not features.numeric and not features.categorical:
+        raise TrainingDataError("the gold manifest lists no features")
+    try:
+        check_features(frame, features)
+    except ValueError as exc:
+        raise TrainingDataError(str(exc)) from None

@@ -1,0 +1,277 @@
+"""The training DAG's steps: prepare (data checks + parent MLflow run), train one algorithm or
+ensemble (a nested MLflow run each), and the leaderboard (gold table + MLflow artifacts).
+
+Every step takes and returns small JSON-able dicts, so Airflow passes them through XCom.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from pipelines.config import Settings, load_settings
+from pipelines.constants import GOLD
+from pipelines.lake import Lake
+from pipelines.training.data import TrainingDataError, load_training_data
+from pipelines.training.evaluate import EvalConfig, Evaluation, evaluate
+
+EXPERIMENT = "training"
+DEFAULTS = {
+    "ds": "",
+    "algorithms": [],
+    "cv_folds": 5,
+    "time_budget_s": 900,
+    "fp_cost": 1.0,
+    "fn_cost": 5.0,
+    "ensemble_top_k": 3,
+    "sample_rows": 0,
+}
+
+
+def _ctx(settings: Settings | None) -> tuple[Settings, Lake]:
+    settings = settings or load_settings()
+    return settings, Lake(settings.lake_root)
+
+
+def _config(context: dict) -> EvalConfig:
+    p = context["params"]
+    return EvalConfig(
+        folds=int(p["cv_folds"]),
+        fp_cost=float(p["fp_cost"]),
+        fn_cost=float(p["fn_cost"]),
+        time_budget_s=float(p["time_budget_s"]),
+        seed=context["seed"],
+    )
+
+
+def _data(context: dict, lake: Lake):
+    return load_training_data(
+        lake, context["dataset"], context["ds"], context["params"]["sample_rows"] or None, context["seed"]
+    )
+
+
+def resolve_ds(lake: Lake, dataset: str, wanted: str, events: list[dict], logical_ds: str | None) -> str:
+    """The date to train up to: the form's, else the triggering gold event's, else the logical date, else the latest gold."""
+    from pipelines.lake import check_ds
+
+    for candidate in (wanted, *[e.get("ds") for e in reversed(events) if e.get("dataset") == dataset], logical_ds):
+        if candidate:
+            return check_ds(candidate)
+    dates = lake.list_partitions(GOLD, dataset)
+    if not dates:
+        raise TrainingDataError(f"no gold partitions for dataset {dataset!r}; run the features DAG first")
+    return dates[-1]
+
+
+def prepare(
+    dataset: str,
+    params: dict,
+    dag_id: str,
+    airflow_run_id: str,
+    events: list[dict] = (),
+    logical_ds: str | None = None,
+    settings: Settings | None = None,
+) -> dict:
+    """Check the gold data and open the DAG run's parent MLflow run."""
+    import mlflow
+
+    from pipelines.tracking import find_or_create_run
+    from pipelines.training import algorithms
+
+    settings, lake = _ctx(settings)
+    ds = resolve_ds(lake, dataset, params.get("ds") or "", list(events), logical_ds)
+    params = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
+    names = list(params["algorithms"]) or list(algorithms.BASE_ALGORITHMS)
+    for name in names:
+        if algorithms.get(name).ensemble:
+            raise TrainingDataError(
+                f"{name!r} is an ensemble: it is built from the best base algorithms, list base ones only"
+            )
+    if int(params["cv_folds"]) < 2:
+        raise TrainingDataError(f"cv_folds must be at least 2, got {params['cv_folds']}")
+    params["algorithms"] = names
+    context = {"dataset": dataset, "ds": ds, "params": params, "seed": settings.seed}
+    data = _data(context, lake)
+    gold_hash = hashlib.sha256(
+        "".join(data.content_hashes[d] for d in sorted(data.content_hashes)).encode()
+    ).hexdigest()
+    tags = {"dag_id": dag_id, "airflow_run_id": airflow_run_id, "dataset": dataset, "ds": ds}
+    parent = find_or_create_run(settings, EXPERIMENT, f"{dataset} {ds}", tags)
+    with mlflow.start_run(run_id=parent):
+        mlflow.set_tags({"gold_content_hash": gold_hash, "role": "parent"})
+        mlflow.log_params({k: str(v) for k, v in params.items()})
+        mlflow.log_dict(data.summary(), "data_summary.json")
+    return {
+        **context,
+        "parent_run_id": parent,
+        "gold_content_hash": gold_hash,
+        "airflow_run_id": airflow_run_id,
+        "dag_id": dag_id,
+    }
+
+
+def train(context: dict, algorithm: str, settings: Settings | None = None) -> dict:
+    """Judge one base algorithm and log it as a nested MLflow run."""
+    from pipelines.training import algorithms
+
+    settings, lake = _ctx(settings)
+    data = _data(context, lake)
+    spec = algorithms.get(algorithm)
+    result = evaluate(
+        algorithm,
+        spec.family,
+        lambda: algorithms.build(algorithm, data.features, context["seed"]),
+        data,
+        _config(context),
+    )
+    return {**result.record(), "mlflow_run_id": _log(settings, context, result, data)}
+
+
+def train_ensemble(context: dict, name: str, base_records: list[dict], settings: Settings | None = None) -> dict:
+    """Judge an ensemble over the top-k base algorithms of this run (by CV ROC-AUC)."""
+    from sklearn.base import clone
+
+    from pipelines.training import algorithms
+
+    settings, lake = _ctx(settings)
+    data = _data(context, lake)
+    usable = (r for r in base_records if r and r.get("status") == "ok" and r.get("family") != "ensemble")
+    ranked = sorted(usable, key=lambda r: -r["cv_roc_auc"])
+    top = [r["algorithm"] for r in ranked[: int(context["params"]["ensemble_top_k"])]]
+    if len(top) < 2:
+        result = Evaluation(
+            name, "ensemble", "failed", {}, reason=f"needs at least 2 successful base algorithms, got {top}"
+        )
+    else:
+        bases = [(b, algorithms.build(b, data.features, context["seed"])) for b in top]
+        result = evaluate(
+            name,
+            "ensemble",
+            lambda: algorithms.build_ensemble(name, [(b, clone(m)) for b, m in bases], data.features, context["seed"]),
+            data,
+            _config(context),
+        )
+        result.metrics["bases"] = ",".join(top)
+    return {**result.record(), "mlflow_run_id": _log(settings, context, result, data)}
+
+
+def _log(settings: Settings, context: dict, result: Evaluation, data) -> str:
+    """A nested run under the DAG run's parent: params, metrics, plots and (when it worked) the model."""
+    import mlflow
+
+    from pipelines.tracking import find_or_create_run
+    from pipelines.training import plots
+
+    tags = {
+        "airflow_run_id": context["airflow_run_id"],
+        "algorithm": result.name,
+        "dataset": context["dataset"],
+        "ds": context["ds"],
+    }
+    run_id = find_or_create_run(settings, EXPERIMENT, result.name, tags, parent_run_id=context["parent_run_id"])
+    with mlflow.start_run(run_id=run_id):
+        mlflow.set_tags({"family": result.family, "status": result.status})
+        mlflow.log_params(
+            {
+                "algorithm": result.name,
+                "family": result.family,
+                **{k: str(v) for k, v in _config(context).as_params().items()},
+            }
+        )
+        if result.status != "ok":
+            mlflow.set_tag("failure_reason", result.reason)
+            mlflow.end_run(status="FAILED")
+            return run_id
+        mlflow.log_params(_hyperparams(result.model))
+        mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)})
+        y = data.y_test.to_numpy()
+        for fig, path in (
+            (plots.roc_pr(y, result.test_proba, result.name), "plots/roc_pr.png"),
+            (plots.confusion(y, result.test_proba, result.name), "plots/confusion_matrix.png"),
+            (plots.calibration(y, result.test_proba, result.name), "plots/calibration.png"),
+        ):
+            mlflow.log_figure(fig, path)
+        table = _importances(result.model, data, context["seed"])
+        mlflow.log_table(table, "feature_importance.json")
+        mlflow.log_figure(plots.importances(table, result.name), "plots/feature_importance.png")
+        _log_model(result.model, data)
+    return run_id
+
+
+def _hyperparams(model) -> dict:
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    params = {
+        k: v for k, v in final.get_params(deep=False).items() if isinstance(v, str | int | float | bool | type(None))
+    }
+    return {f"model.{k}": str(v)[:250] for k, v in sorted(params.items())[:80]}
+
+
+def _importances(model, data, seed: int):
+    """Permutation importance (drop in ROC-AUC) on up to 2,000 test rows: the same yardstick for every model."""
+    import pandas as pd
+    from sklearn.inspection import permutation_importance
+
+    X, y = data.X_test, data.y_test
+    if len(X) > 2000:
+        X, y = X.sample(2000, random_state=seed), y.loc[X.sample(2000, random_state=seed).index]
+    imp = permutation_importance(model, X, y, scoring="roc_auc", n_repeats=3, random_state=seed, n_jobs=1)
+    return pd.DataFrame({"feature": X.columns, "importance": imp.importances_mean, "std": imp.importances_std})
+
+
+def _log_model(model, data) -> None:
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = data.X_train.head(5)
+    signature = infer_signature(example, model.predict_proba(example)[:, 1])
+    mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=signature,
+        input_example=example,
+        serialization_format="cloudpickle",
+        pyfunc_predict_fn="predict_proba",
+    )
+
+
+def leaderboard(context: dict, records: list[dict], settings: Settings | None = None) -> dict:
+    """Rank every algorithm (failures included, with their reason), store the table, close the parent run."""
+    import mlflow
+    import pandas as pd
+    import pyarrow as pa
+
+    from pipelines.training import plots
+
+    settings, lake = _ctx(settings)
+    rows = [r for r in records if r]
+    board = pd.DataFrame(rows)
+    if "cv_roc_auc" not in board:
+        board["cv_roc_auc"] = float("nan")
+    board = board.sort_values(
+        ["status", "cv_roc_auc"], ascending=[False, False], key=lambda c: c.eq("ok") if c.name == "status" else c
+    ).reset_index(drop=True)
+    board.insert(0, "rank", range(1, len(board) + 1))
+    table = pa.Table.from_pandas(board, preserve_index=False)
+    manifest = lake.write_partition(
+        GOLD, f"{context['dataset']}_leaderboard", context["ds"], table, {"parent_run_id": context["parent_run_id"]}
+    )
+    ok = board[board["status"] == "ok"]
+    best = ok.iloc[0] if len(ok) else None
+    with mlflow.start_run(run_id=context["parent_run_id"]):
+        mlflow.log_table(board, "leaderboard.json")
+        mlflow.log_text(board.to_csv(index=False), "leaderboard.csv")
+        if len(ok):
+            mlflow.log_figure(plots.leaderboard(board), "plots/leaderboard.png")
+            mlflow.log_metrics(
+                {"best_cv_roc_auc": float(best["cv_roc_auc"]), "best_test_roc_auc": float(best["test_roc_auc"])}
+            )
+            mlflow.set_tag("best_algorithm", best["algorithm"])
+        mlflow.set_tag("failed_algorithms", ",".join(board.loc[board["status"] != "ok", "algorithm"]) or "none")
+    return {
+        "uri": manifest["uri"],
+        "algorithms": len(board),
+        "failed": board.loc[board["status"] != "ok", ["algorithm", "reason"]].to_dict("records"),
+        "best_algorithm": None if best is None else best["algorithm"],
+        "best_cv_roc_auc": None if best is None else float(best["cv_roc_auc"]),
+        "best_test_roc_auc": None if best is None else float(best["test_roc_auc"]),
+        "parent_run_id": context["parent_run_id"],
+    }

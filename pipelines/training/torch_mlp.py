@@ -1,0 +1,196 @@
+"""A small PyTorch MLP behind scikit-learn's estimator contract.
+
+It takes the numeric matrix a preprocessing step produces (dense or scipy sparse), stops early
+on a stratified validation hold-out, and keeps the best weights as numpy arrays so a fitted model
+pickles without torch objects. torch is imported inside methods only: importing this module (and
+so ``pipelines.training``) stays light. Every fit and predict runs on one thread, because the
+benchmark runs algorithms in parallel processes.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted
+
+
+class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
+    """Binary classifier: ReLU hidden layers with dropout, one logit, BCE loss, AdamW, early stopping.
+
+    Learned attributes: ``classes_``, ``n_features_in_``, ``n_parameters_`` (torch parameters),
+    ``best_epoch_`` (1-based), ``n_epochs_`` (epochs run), ``history_`` (train/val loss per epoch)
+    and ``state_`` (the best weights as numpy arrays).
+    """
+
+    def __init__(
+        self,
+        hidden_sizes=(128, 64),
+        dropout=0.1,
+        lr=1e-3,
+        batch_size=512,
+        max_epochs=50,
+        patience=5,
+        validation_fraction=0.1,
+        weight_decay=0.0,
+        seed=42,
+    ):
+        self.hidden_sizes = hidden_sizes
+        self.dropout = dropout
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.weight_decay = weight_decay
+        self.seed = seed
+
+    # -- sklearn contract -------------------------------------------------------------------
+
+    def fit(self, X, y):
+        import torch
+
+        X = _dense(X)
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(X):
+            raise ValueError(f"y must be 1-D with one label per row of X ({len(X)} rows), got shape {y.shape}")
+        if type_of_target(y) not in ("binary", "multiclass") or len(np.unique(y)) != 2:
+            raise ValueError(f"TorchMLPClassifier is binary: y must hold exactly 2 classes, got {np.unique(y)[:10]}")
+        self.classes_ = np.unique(y)
+        self.n_features_in_ = X.shape[1]
+        target = (y == self.classes_[1]).astype(np.float32)
+        train_idx, val_idx = _stratified_holdout(target, self.validation_fraction, np.random.default_rng(self.seed))
+
+        with _one_thread(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            net = self._network(torch)
+            self.n_parameters_ = int(sum(p.numel() for p in net.parameters()))
+            optimiser = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+            loss_fn = torch.nn.BCEWithLogitsLoss()
+            Xt, yt = torch.from_numpy(X), torch.from_numpy(target)
+            X_train, y_train = Xt[train_idx], yt[train_idx]
+            X_val, y_val = Xt[val_idx], yt[val_idx]
+            shuffler = torch.Generator().manual_seed(self.seed)
+
+            history, best_loss, best_epoch, best_state, waited = [], np.inf, 0, None, 0
+            for epoch in range(1, int(self.max_epochs) + 1):
+                net.train()
+                order = torch.randperm(len(X_train), generator=shuffler)
+                total = 0.0
+                for start in range(0, len(order), int(self.batch_size)):
+                    batch = order[start : start + int(self.batch_size)]
+                    optimiser.zero_grad()
+                    loss = loss_fn(net(X_train[batch]).squeeze(1), y_train[batch])
+                    loss.backward()
+                    optimiser.step()
+                    total += loss.item() * len(batch)
+                train_loss = total / max(len(X_train), 1)
+                val_loss = self._loss(net, loss_fn, X_val, y_val) if len(val_idx) else train_loss
+                history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
+                if val_loss < best_loss - 1e-6:
+                    best_loss, best_epoch, waited = val_loss, epoch, 0
+                    best_state = copy.deepcopy(net.state_dict())
+                else:
+                    waited += 1
+                    if len(val_idx) and waited >= self.patience:
+                        break
+
+        self.state_ = {k: v.detach().cpu().numpy() for k, v in (best_state or net.state_dict()).items()}
+        self.best_epoch_ = best_epoch
+        self.n_epochs_ = len(history)
+        self.history_ = history
+        self._net = None
+        return self
+
+    def predict_proba(self, X):
+        import torch
+
+        check_is_fitted(self, "state_")
+        X = _dense(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but the model was fitted on {self.n_features_in_}")
+        with _one_thread(), torch.no_grad():
+            net = self._fitted_network(torch)
+            p1 = torch.sigmoid(net(torch.from_numpy(X)).squeeze(1)).numpy().astype(np.float64)
+        return np.column_stack([1.0 - p1, p1])
+
+    def predict(self, X):
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_net", None)  # rebuilt from state_ on the next predict
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    # -- torch helpers ----------------------------------------------------------------------
+
+    def _network(self, torch):
+        layers, width = [], self.n_features_in_
+        for size in self.hidden_sizes:
+            layers += [torch.nn.Linear(width, int(size)), torch.nn.ReLU(), torch.nn.Dropout(self.dropout)]
+            width = int(size)
+        layers.append(torch.nn.Linear(width, 1))
+        return torch.nn.Sequential(*layers)
+
+    def _fitted_network(self, torch):
+        net = getattr(self, "_net", None)
+        if net is None:
+            net = self._network(torch)
+            net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state_.items()})
+            net.eval()
+            self._net = net
+        return net
+
+    @staticmethod
+    def _loss(net, loss_fn, X, y) -> float:
+        import torch
+
+        net.eval()
+        with torch.no_grad():
+            return float(loss_fn(net(X).squeeze(1), y))
+
+
+def _dense(X) -> np.ndarray:
+    """float32, C-contiguous, 2-D; sparse input is densified."""
+    if hasattr(X, "toarray"):
+        X = X.toarray()
+    X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError("X holds NaN or infinite values: impute/scale before TorchMLPClassifier")
+    return X
+
+
+def _stratified_holdout(target: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (train, validation): ``fraction`` of each class held out, at least one row each."""
+    if not fraction or fraction <= 0:
+        return np.arange(len(target)), np.array([], dtype=np.int64)
+    train, val = [], []
+    for cls in np.unique(target):
+        rows = rng.permutation(np.flatnonzero(target == cls))
+        n_val = min(max(int(round(fraction * len(rows))), 1), len(rows) - 1)
+        val.append(rows[:n_val])
+        train.append(rows[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+@contextmanager
+def _one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
