@@ -88,6 +88,10 @@ def airflow_env(settings: Settings, base: dict | None = None) -> dict[str, str]:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "simple_auth_manager_passwords.json"),
             "MLFLOW_TRACKING_URI": settings.mlflow.server_url,
+            # Tasks run side by side, one model each: BLAS/OpenMP pools of one thread avoid oversubscription.
+            "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
+            "OPENBLAS_NUM_THREADS": env.get("OPENBLAS_NUM_THREADS", "1"),
+            "MKL_NUM_THREADS": env.get("MKL_NUM_THREADS", "1"),
             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p),
             # `airflow standalone` starts its components by name: find the project's own console scripts first.
             "PATH": os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p),
