@@ -8,7 +8,6 @@ leaderboard shows it next to the others.
 from __future__ import annotations
 
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -56,8 +55,7 @@ def evaluate(name: str, family: str, make: Callable[[], object], data: TrainingD
     try:
         return _evaluate(name, family, make, data, config)
     except Exception as exc:  # noqa: BLE001 - any model error becomes a leaderboard row
-        tail = traceback.format_exc(limit=3).strip().splitlines()[-1]
-        return Evaluation(name, family, "failed", {}, reason=f"{type(exc).__name__}: {exc}"[:500] or tail)
+        return Evaluation(name, family, "failed", {}, reason=f"{type(exc).__name__}: {exc}"[:500])
 
 
 def _evaluate(name: str, family: str, make: Callable[[], object], data: TrainingData, config: EvalConfig) -> Evaluation:

@@ -212,7 +212,8 @@ def _importances(model, data, seed: int):
 
     X, y = data.X_test, data.y_test
     if len(X) > 2000:
-        X, y = X.sample(2000, random_state=seed), y.loc[X.sample(2000, random_state=seed).index]
+        rows = X.sample(2000, random_state=seed).index
+        X, y = X.loc[rows], y.loc[rows]
     imp = permutation_importance(model, X, y, scoring="roc_auc", n_repeats=3, random_state=seed, n_jobs=1)
     return pd.DataFrame({"feature": X.columns, "importance": imp.importances_mean, "std": imp.importances_std})
 
