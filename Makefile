@@ -42,6 +42,7 @@ format: $(STAMP)
 
 bench: $(STAMP)  ## benchmarks: print a table, write bench/results/*.json
 	$(PY) bench/features.py
+	$(PY) bench/training.py
 
 clean: down
 	rm -rf .state
