@@ -36,8 +36,9 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEnc
 from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
+from pipelines.training.metrics import FAMILIES  # noqa: F401  (re-exported: the one list of model families)
+
 MISSING = "__missing__"
-FAMILIES = ("linear", "tree_ensemble", "boosting", "kernel", "neural", "ensemble")
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class FeatureSpec:
 @dataclass(frozen=True)
 class Algorithm:
     name: str  # registry key
-    family: str  # one of FAMILIES
+    family: str  # one of pipelines.training.metrics.FAMILIES
     description: str
     build: Callable[[FeatureSpec, int], object]  # (features, seed) -> unfitted Pipeline on raw features
     ensemble: bool = False  # voting/bagging/stacking: built from base models with build_ensemble()
