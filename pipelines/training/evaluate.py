@@ -38,6 +38,7 @@ class Evaluation:
     reason: str | None = None
     model: object | None = None
     test_proba: np.ndarray | None = None
+    oof: np.ndarray | None = None  # out-of-fold P(class 1) per train row; NaN in folds CV did not reach
 
     def record(self) -> dict:
         """The JSON-able part, for XCom and the leaderboard."""
@@ -50,44 +51,79 @@ class Evaluation:
         }
 
 
-def evaluate(name: str, family: str, make: Callable[[], object], data: TrainingData, config: EvalConfig) -> Evaluation:
-    """Run the whole judgement for one estimator factory; never raises for model errors."""
+def fold_ids(y, config: EvalConfig) -> np.ndarray:
+    """The CV fold (0..folds-1) of every train row: the same split for every algorithm and ensemble."""
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = StratifiedKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
+    ids = np.empty(len(y), dtype=np.int16)
+    for k, (_, valid) in enumerate(folds.split(np.zeros(len(y)), y)):
+        ids[valid] = k
+    return ids
+
+
+@dataclass
+class CrossValidation:
+    aucs: list[float]  # ROC-AUC per fold done, in fold order
+    oof: np.ndarray  # out-of-fold P(class 1), NaN in folds not done
+    seconds: float
+
+
+def cross_validate(make: Callable[[], object], data: TrainingData, config: EvalConfig) -> CrossValidation:
+    """Stratified k-fold CV ROC-AUC on the train rows; stops after the fold that passes the time budget."""
+    from sklearn.metrics import roc_auc_score
+
+    X, y = data.X_train, data.y_train
+    fold = fold_ids(y, config)
+    oof = np.full(len(y), np.nan)
+    aucs, started = [], time.perf_counter()
+    for k in range(config.folds):
+        valid = fold == k
+        model = make()
+        model.fit(X[~valid], y[~valid])
+        oof[valid] = model.predict_proba(X[valid])[:, 1]
+        aucs.append(roc_auc_score(y[valid], oof[valid]))
+        if time.perf_counter() - started > config.time_budget_s:
+            break
+    return CrossValidation(aucs, oof, time.perf_counter() - started)
+
+
+def evaluate(
+    name: str,
+    family: str,
+    make: Callable[[], object],
+    data: TrainingData,
+    config: EvalConfig,
+    cv: Callable[[], CrossValidation] | None = None,
+) -> Evaluation:
+    """Run the whole judgement for one estimator factory; never raises for model errors.
+
+    ``cv`` replaces the k-fold refits when the CV figures can be had without them (ensembles of
+    base models whose out-of-fold predictions are known, see ``pipelines.training.ensembles``).
+    """
     try:
-        return _evaluate(name, family, make, data, config)
+        return _evaluate(name, family, make, data, config, cv)
     except Exception as exc:  # noqa: BLE001 - any model error becomes a leaderboard row
         return Evaluation(name, family, "failed", {}, reason=f"{type(exc).__name__}: {exc}"[:500])
 
 
-def _evaluate(name: str, family: str, make: Callable[[], object], data: TrainingData, config: EvalConfig) -> Evaluation:
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold
-
+def _evaluate(name, family, make, data: TrainingData, config: EvalConfig, cv) -> Evaluation:
     from pipelines.training import metrics as m
 
-    X, y = data.X_train, data.y_train
-    folds = StratifiedKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
-    aucs, started = [], time.perf_counter()
-    for train_idx, valid_idx in folds.split(X, y):
-        model = make()
-        model.fit(X.iloc[train_idx], y.iloc[train_idx])
-        aucs.append(roc_auc_score(y.iloc[valid_idx], model.predict_proba(X.iloc[valid_idx])[:, 1]))
-        if time.perf_counter() - started > config.time_budget_s:
-            break
-    cv_s = time.perf_counter() - started
-
+    result = cv() if cv else cross_validate(make, data, config)
     model = make()
     t0 = time.perf_counter()
-    model.fit(X, y)
+    model.fit(data.X_train, data.y_train)
     fit_s = time.perf_counter() - t0
     proba = model.predict_proba(data.X_test)[:, 1]
     test = m.classification_metrics(data.y_test.to_numpy(), proba, fp_cost=config.fp_cost, fn_cost=config.fn_cost)
     speed = m.latency(model.predict_proba, data.X_test, single_rows=config.latency_rows)
     n_params = m.count_parameters(model)
     metrics = {
-        "cv_roc_auc": float(np.mean(aucs)),
-        "cv_roc_auc_std": float(np.std(aucs)),
-        "cv_folds_done": len(aucs),
-        "cv_s": cv_s,
+        "cv_roc_auc": float(np.mean(result.aucs)),
+        "cv_roc_auc_std": float(np.std(result.aucs)),
+        "cv_folds_done": len(result.aucs),
+        "cv_s": result.seconds,
         "fit_s": fit_s,
         **{f"test_{k}": v for k, v in test.items()},
         "latency_p50_ms": speed["p50_ms"],
@@ -98,4 +134,4 @@ def _evaluate(name: str, family: str, make: Callable[[], object], data: Training
         "complexity": m.complexity_score(model),
         "interpretability": m.interpretability_score(family, n_params),
     }
-    return Evaluation(name, family, "ok", metrics, model=model, test_proba=proba)
+    return Evaluation(name, family, "ok", metrics, model=model, test_proba=proba, oof=result.oof)

@@ -12,7 +12,7 @@ from pipelines.config import Settings, load_settings
 from pipelines.constants import GOLD
 from pipelines.lake import Lake
 from pipelines.training.data import TrainingDataError, load_training_data
-from pipelines.training.evaluate import EvalConfig, Evaluation, evaluate
+from pipelines.training.evaluate import EvalConfig, Evaluation, evaluate, fold_ids
 
 EXPERIMENT = "training"
 DEFAULTS = {
@@ -127,31 +127,72 @@ def train(context: dict, algorithm: str, settings: Settings | None = None) -> di
 
 
 def train_ensemble(context: dict, name: str, base_records: list[dict], settings: Settings | None = None) -> dict:
-    """Judge an ensemble over the top-k base algorithms of this run (by CV ROC-AUC)."""
-    from sklearn.base import clone
+    """Judge an ensemble over the top-k base algorithms of this run (by CV ROC-AUC).
 
-    from pipelines.training import algorithms
+    Voting and stacking reuse the bases' fitted models and out-of-fold predictions from their
+    MLflow runs (``pipelines.training.ensembles``); bagging refits bootstrap copies of the best.
+    """
+    from pipelines.training import algorithms, ensembles
 
     settings, lake = _ctx(settings)
     data = _data(context, lake)
+    config = _config(context)
     usable = (r for r in base_records if r and r.get("status") == "ok" and r.get("family") != "ensemble")
-    ranked = sorted(usable, key=lambda r: -r["cv_roc_auc"])
-    top = [r["algorithm"] for r in ranked[: int(context["params"]["ensemble_top_k"])]]
+    ranked = sorted(usable, key=lambda r: -r["cv_roc_auc"])[: int(context["params"]["ensemble_top_k"])]
+    top = [r["algorithm"] for r in ranked]
     if len(top) < 2:
         result = Evaluation(
             name, "ensemble", "failed", {}, reason=f"needs at least 2 successful base algorithms, got {top}"
         )
+    elif name in ensembles.REUSABLE:
+        fold = fold_ids(data.y_train, config)
+        try:
+            bases, oof = _judged_bases(settings, ranked, data)
+        except Exception as exc:  # noqa: BLE001 - becomes the ensemble's leaderboard row
+            result = Evaluation(name, "ensemble", "failed", {}, reason=f"cannot reuse the base models: {exc}"[:500])
+        else:
+            result = evaluate(
+                name,
+                "ensemble",
+                lambda: ensembles.assemble(name, bases, oof, data.y_train, fold, config.seed),
+                data,
+                config,
+                cv=lambda: ensembles.cross_validation(name, oof, data.y_train, fold, config.seed),
+            )
     else:
-        bases = [(b, algorithms.build(b, data.features, context["seed"])) for b in top]
         result = evaluate(
             name,
             "ensemble",
-            lambda: algorithms.build_ensemble(name, [(b, clone(m)) for b, m in bases], data.features, context["seed"]),
+            lambda: algorithms.build_ensemble(
+                name, [(b, algorithms.build(b, data.features, config.seed)) for b in top], data.features, config.seed
+            ),
             data,
-            _config(context),
+            config,
         )
+    if result.status == "ok":
         result.metrics["bases"] = ",".join(top)
     return {**result.record(), "mlflow_run_id": _log(settings, context, result, data)}
+
+
+OOF_ARTIFACT = "cv_predictions.parquet"
+
+
+def _judged_bases(settings: Settings, records: list[dict], data) -> tuple[list[tuple[str, object]], object]:
+    """The fitted final models and out-of-fold probabilities (one column each) of judged base runs."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    bases, columns = [], []
+    for r in records:
+        path = mlflow.artifacts.download_artifacts(run_id=r["mlflow_run_id"], artifact_path=OOF_ARTIFACT)
+        frame = pd.read_parquet(path)
+        if len(frame) != len(data.y_train) or not np.array_equal(frame["label"].to_numpy(), data.y_train.to_numpy()):
+            raise ValueError(f"{r['algorithm']}: its out-of-fold predictions are for other train rows")
+        columns.append(frame["proba"].to_numpy())
+        bases.append((r["algorithm"], mlflow.sklearn.load_model(f"runs:/{r['mlflow_run_id']}/model")))
+    return bases, np.column_stack(columns)
 
 
 def _log(settings: Settings, context: dict, result: Evaluation, data) -> str:
@@ -190,6 +231,8 @@ def _log(settings: Settings, context: dict, result: Evaluation, data) -> str:
             (plots.calibration(y, result.test_proba, result.name), "plots/calibration.png"),
         ):
             mlflow.log_figure(fig, path)
+        if result.oof is not None:
+            _log_oof(result.oof, data.y_train)
         table = _importances(result.model, data, context["seed"])
         mlflow.log_table(table, "feature_importance.json")
         mlflow.log_figure(plots.importances(table, result.name), "plots/feature_importance.png")
@@ -218,9 +261,25 @@ def _importances(model, data, seed: int):
     return pd.DataFrame({"feature": X.columns, "importance": imp.importances_mean, "std": imp.importances_std})
 
 
+def _log_oof(oof, y) -> None:
+    """The out-of-fold probabilities, in train-row order, for the ensembles to reuse."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / OOF_ARTIFACT
+        pd.DataFrame({"label": y.to_numpy(), "proba": oof}).to_parquet(path, index=False)
+        mlflow.log_artifact(str(path))
+
+
 def _log_model(model, data) -> None:
     import mlflow
     from mlflow.models import infer_signature
+
+    from pipelines.training.metrics import requirements
 
     example = data.X_train.head(5)
     signature = infer_signature(example, model.predict_proba(example)[:, 1])
@@ -231,6 +290,7 @@ def _log_model(model, data) -> None:
         input_example=example,
         serialization_format="cloudpickle",
         pyfunc_predict_fn="predict_proba",
+        pip_requirements=requirements(model),  # MLflow's own inference runs a subprocess: ~3 s per model
     )
 
 

@@ -28,6 +28,7 @@ from pipelines.training.metrics import (
     interpretability_score,
     latency,
     model_size_bytes,
+    requirements,
 )
 
 # The hand-worked example, threshold 0.5 (flag when proba >= 0.5):
@@ -325,3 +326,23 @@ def test_interpretability_score_rejects_unknown_family_and_bad_sizes():
         interpretability_score("forest", 10)
     with pytest.raises(ValueError, match="n_parameters"):
         interpretability_score("linear", -1)
+
+
+def test_requirements_list_the_libraries_a_pickled_model_needs():
+    import pandas as pd
+
+    from pipelines.training import algorithms
+    from pipelines.training.algorithms import FeatureSpec
+
+    X = pd.DataFrame({"a": np.arange(40.0), "c": ["x", "y"] * 20})
+    y = np.array([0, 1] * 20)
+    features = FeatureSpec(("a",), ("c",))
+
+    def reqs(name, **params):
+        model = algorithms.build(name, features, 0).set_params(**params).fit(X, y)
+        return {r.partition("==")[0] for r in requirements(model)}
+
+    assert reqs("logreg") == {"cloudpickle", "numpy", "scikit-learn"}
+    assert "xgboost" in reqs("xgboost", model__n_estimators=2) and "torch" not in reqs("xgboost", model__n_estimators=2)
+    assert "torch" in reqs("mlp_torch", model__max_epochs=2)  # weights pickle as numpy, torch needed to predict
+    assert all("+" not in r for r in requirements(algorithms.build("logreg", features, 0).fit(X, y)))
