@@ -1,0 +1,273 @@
+"""Hyperparameter search: Bayesian (scikit-optimize's gp_minimize), random, or an exhaustive grid.
+
+Every trial is scored the same way as the leaderboard: stratified k-fold CV ROC-AUC on the train
+rows with the folds of ``evaluate.fold_ids`` (``evaluate.cross_validate``), so a tuned model's CV
+figure is comparable with the untuned ones. Searches stop at ``n_calls`` trials, when the time
+budget is spent, or when ``patience`` trials in a row brought no improvement.
+
+Search spaces are keyed by ``Pipeline.set_params`` names (``model__...``) of the registry's
+models. ``GRIDS`` are 27-point grids (3 values of n_estimators, max_depth and learning_rate) whose
+box is the one the Bayesian and random searches explore in ``bench/tuning.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipelines.training.data import TrainingData
+from pipelines.training.evaluate import EvalConfig, cross_validate
+
+MODES = ("bayes", "random", "grid")
+
+
+def _spaces() -> dict[str, dict]:
+    from skopt.space import Categorical, Integer, Real
+
+    log = "log-uniform"
+    return {
+        "random_forest": {
+            "model__n_estimators": Integer(100, 600),
+            "model__max_depth": Integer(4, 40),
+            "model__min_samples_split": Integer(2, 40),
+            "model__min_samples_leaf": Integer(1, 20),
+            "model__max_features": Real(0.1, 0.9),
+        },
+        "xgboost": {
+            "model__n_estimators": Integer(100, 1000),
+            "model__max_depth": Integer(2, 10),
+            "model__learning_rate": Real(0.01, 0.3, prior=log),
+            "model__min_child_weight": Real(0.5, 20.0, prior=log),
+            "model__reg_lambda": Real(1e-3, 30.0, prior=log),
+            "model__reg_alpha": Real(1e-3, 10.0, prior=log),
+            "model__subsample": Real(0.5, 1.0),
+            "model__colsample_bytree": Real(0.3, 1.0),
+        },
+        "lightgbm": {
+            "model__n_estimators": Integer(100, 1000),
+            "model__max_depth": Integer(3, 12),
+            "model__learning_rate": Real(0.01, 0.3, prior=log),
+            "model__num_leaves": Integer(8, 128),
+            "model__min_child_samples": Integer(5, 200, prior=log),
+            "model__reg_lambda": Real(1e-3, 30.0, prior=log),
+            "model__reg_alpha": Real(1e-3, 10.0, prior=log),
+            "model__colsample_bytree": Real(0.3, 1.0),
+        },
+        "hist_gb": {
+            "model__learning_rate": Real(0.01, 0.3, prior=log),
+            "model__max_leaf_nodes": Integer(8, 128),
+            "model__max_depth": Categorical([None, 4, 6, 8, 12]),
+            "model__min_samples_leaf": Integer(5, 200, prior=log),
+            "model__l2_regularization": Real(1e-3, 30.0, prior=log),
+        },
+        "logreg": {"model__C": Real(1e-3, 100.0, prior=log)},
+        "ridge": {"model__estimator__alpha": Real(1e-3, 100.0, prior=log)},
+        "svm_rbf": {
+            "kernel__gamma": Real(1e-3, 1.0, prior=log),
+            "model__estimator__C": Real(1e-3, 10.0, prior=log),
+        },
+        "mlp_torch": {
+            "model__lr": Real(1e-4, 1e-2, prior=log),
+            "model__dropout": Real(0.0, 0.5),
+            "model__weight_decay": Real(1e-6, 1e-2, prior=log),
+            "model__batch_size": Categorical([128, 256, 512, 1024]),
+        },
+    }
+
+
+GRIDS: dict[str, dict[str, list]] = {
+    name: {
+        "model__n_estimators": [100, 300, 500],
+        "model__max_depth": [3, 6, 9],
+        "model__learning_rate": [0.03, 0.1, 0.3],
+    }
+    for name in ("xgboost", "lightgbm")
+} | {
+    "random_forest": {
+        "model__n_estimators": [100, 300, 500],
+        "model__max_depth": [8, 16, None],
+        "model__min_samples_split": [2, 10, 20],
+    }
+}
+
+
+def search_space(algorithm: str) -> dict:
+    """The Bayesian/random search space of ``algorithm`` (parameter name -> skopt dimension)."""
+    spaces = _spaces()
+    if algorithm not in spaces:
+        raise ValueError(f"no search space for {algorithm!r}; tunable: {', '.join(sorted(spaces))}")
+    return spaces[algorithm]
+
+
+def grid_box(grid: dict[str, list]) -> dict:
+    """The continuous box spanned by a grid: what a fair Bayesian/random search over the same ranges explores."""
+    from skopt.space import Integer, Real
+
+    box = {}
+    for name, values in grid.items():
+        lo, hi = min(values), max(values)
+        if all(isinstance(v, int) for v in values):
+            box[name] = Integer(lo, hi)
+        else:
+            box[name] = Real(lo, hi, prior="log-uniform" if lo > 0 and hi / lo >= 10 else "uniform")
+    return box
+
+
+@dataclass
+class Trial:
+    number: int  # 1-based, in the order the search ran them
+    params: dict
+    cv_roc_auc: float
+    cv_folds_done: int
+    seconds: float
+
+
+@dataclass
+class TuningResult:
+    algorithm: str
+    mode: str
+    trials: list[Trial] = field(default_factory=list)
+    stopped_because: str = ""
+
+    @property
+    def best(self) -> Trial:
+        return max(self.trials, key=lambda t: t.cv_roc_auc)
+
+    def best_so_far(self) -> list[float]:
+        return np.maximum.accumulate([t.cv_roc_auc for t in self.trials]).tolist()
+
+    def evals_to_reach(self, target: float, tol: float = 0.0) -> int | None:
+        """1-based number of the first trial whose CV ROC-AUC is >= target - tol (None: never)."""
+        return next((t.number for t in self.trials if t.cv_roc_auc >= target - tol), None)
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def tune(
+    algorithm: str,
+    data: TrainingData,
+    config: EvalConfig,
+    *,
+    mode: str = "bayes",
+    n_calls: int = 30,
+    time_budget_s: float = 900.0,
+    patience: int = 10,
+    space: dict | None = None,
+    grid: dict[str, list] | None = None,
+    seed: int | None = None,
+    target: float | None = None,
+    on_trial: Callable[[Trial], None] | None = None,
+) -> TuningResult:
+    """Search ``algorithm``'s hyperparameters by CV ROC-AUC; ``on_trial`` sees every finished trial.
+
+    ``mode``: "bayes" (gp_minimize, Gaussian-process surrogate with expected improvement),
+    "random" (points drawn from the same skopt space, log-uniform where the space says so) or "grid" (every point of
+    ``grid``, default ``GRIDS[algorithm]``, like GridSearchCV). ``target`` stops a search as soon as
+    a trial reaches it (used by the benchmark to count evaluations).
+    """
+    from pipelines.training import algorithms
+
+    if mode not in MODES:
+        raise ValueError(f"unknown tuning mode {mode!r}; use one of {', '.join(MODES)}")
+    if n_calls < 1:
+        raise ValueError(f"n_calls must be at least 1, got {n_calls}")
+    seed = config.seed if seed is None else seed
+    spec = algorithms.get(algorithm)
+    if spec.ensemble:
+        raise ValueError(f"{algorithm!r} is an ensemble: tune its base algorithms instead")
+    result = TuningResult(algorithm, mode)
+    started = time.perf_counter()
+
+    def score(params: dict) -> float:
+        t0 = time.perf_counter()
+        params = {k: _plain(v) for k, v in params.items()}
+        cv = cross_validate(
+            lambda: algorithms.build(algorithm, data.features, config.seed).set_params(**params), data, config
+        )
+        trial = Trial(len(result.trials) + 1, params, float(np.mean(cv.aucs)), len(cv.aucs), time.perf_counter() - t0)
+        result.trials.append(trial)
+        if on_trial:
+            on_trial(trial)
+        return trial.cv_roc_auc
+
+    def stop() -> str:
+        if target is not None and result.trials[-1].cv_roc_auc >= target:
+            return f"reached the target {target:.5f}"
+        if time.perf_counter() - started > time_budget_s:
+            return f"time budget of {time_budget_s:g}s spent"
+        best_at = result.best.number
+        if len(result.trials) - best_at >= patience:
+            return f"no improvement in the last {patience} trials"
+        return ""
+
+    if mode == "grid":
+        from sklearn.model_selection import ParameterGrid
+
+        grid = grid or GRIDS.get(algorithm)
+        if not grid:
+            raise ValueError(f"no grid for {algorithm!r}; pass grid= or use one of {', '.join(sorted(GRIDS))}")
+        for point in list(ParameterGrid(grid))[:n_calls]:
+            score(point)
+            if (why := stop()) and not why.startswith("no improvement"):  # a grid is not cut for stalling
+                result.stopped_because = why
+                break
+        result.stopped_because = result.stopped_because or "grid exhausted"
+        return result
+
+    space = space or search_space(algorithm)
+    names, dims = list(space), list(space.values())
+    if mode == "random":  # skopt's dummy_minimize trips over scikit-learn >= 1.6 tags; sample the Space directly
+        from skopt.space import Space
+
+        for values in Space(dims).rvs(n_calls, random_state=seed):
+            score(dict(zip(names, values, strict=True)))
+            if why := stop():
+                result.stopped_because = why
+                break
+        result.stopped_because = result.stopped_because or f"{n_calls} trials done"
+        return result
+
+    from skopt import gp_minimize
+
+    def objective(values: list) -> float:
+        return -score(dict(zip(names, values, strict=True)))
+
+    def callback(_res) -> bool:
+        result.stopped_because = stop()
+        return bool(result.stopped_because)
+
+    gp_minimize(
+        objective,
+        dims,
+        n_calls=n_calls,
+        n_initial_points=min(5, n_calls),
+        acq_func="EI",
+        random_state=seed,
+        callback=[callback],
+    )
+    result.stopped_because = result.stopped_because or f"{n_calls} trials done"
+    return result
+
+
+def convergence_figure(results: list[TuningResult], title: str = "Tuning convergence"):
+    """Best CV ROC-AUC so far against the trial number, one line per search."""
+    import matplotlib.pyplot as plt
+
+    import pipelines.training.plots  # noqa: F401  (selects the Agg backend)
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for r in results:
+        best = r.best_so_far()
+        ax.plot(range(1, len(best) + 1), best, marker="o", markersize=3, label=f"{r.algorithm} ({r.mode})")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("best CV ROC-AUC so far")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
