@@ -1,0 +1,587 @@
+"""Pick the model to promote: a rule-based gate, the Pareto front, then a weighted score.
+
+Objectives have explicit directions (``DEFAULT_OBJECTIVES``, definitions in
+``pipelines.training.metrics``): CV ROC-AUC (max), p99 single-row latency in ms (min),
+complexity = log10(1 + parameters) (min) and interpretability in [0, 1] (max). Selection reads
+the CV ROC-AUC so the test split stays an honest final check of the chosen model; pass
+``default_objectives("test_roc_auc")`` to change that.
+
+``select`` runs the spec's steps in this order:
+
+1. candidates: leaderboard rows with ``status == "ok"``; the others are listed as not considered;
+2. gate: every rule must hold (default ``cv_roc_auc > 0.85`` and ``latency_p99_ms < 100``).
+   A candidate with a missing (NaN) or infinite objective fails the gate too, so it is
+   excluded by name rather than ranked;
+3. the Pareto front among the models that passed the gate;
+4. a weighted score over the front, on objectives min-max normalised over the front (1 = best
+   in its direction); the highest score is selected.
+
+No model passes the gate: nothing is selected and the reason says which rule failed for which
+model. Pure: numpy and pandas, plus matplotlib (imported lazily) for the plots.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.errors import DataError
+
+
+class ParetoError(DataError, ValueError):
+    """Bad selection config (objective, weight, gate rule) or a leaderboard it cannot rank."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Objectives and dominance
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One thing to optimise: ``name`` (the weights' key), the leaderboard ``column``, ``direction``."""
+
+    name: str
+    column: str
+    direction: str  # "max" or "min"
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("max", "min"):
+            raise ParetoError(f"objective {self.name!r}: direction must be 'max' or 'min', got {self.direction!r}")
+
+    @property
+    def sign(self) -> float:
+        """+1 for max, -1 for min: multiplying by it turns every objective into 'higher is better'."""
+        return 1.0 if self.direction == "max" else -1.0
+
+
+def default_objectives(roc_auc_column: str = "cv_roc_auc") -> tuple[Objective, ...]:
+    """The spec's four objectives, reading ROC-AUC from ``roc_auc_column``."""
+    return (
+        Objective("roc_auc", roc_auc_column, "max"),
+        Objective("latency_p99_ms", "latency_p99_ms", "min"),
+        Objective("complexity", "complexity", "min"),
+        Objective("interpretability", "interpretability", "max"),
+    )
+
+
+DEFAULT_OBJECTIVES = default_objectives()
+DEFAULT_WEIGHTS = MappingProxyType({"roc_auc": 0.4, "latency_p99_ms": 0.3, "complexity": 0.2, "interpretability": 0.1})
+
+
+def _check_objectives(objectives: Sequence[Objective]) -> tuple[Objective, ...]:
+    objectives = tuple(objectives)
+    if not objectives or not all(isinstance(o, Objective) for o in objectives):
+        raise ParetoError(f"objectives must be a non-empty sequence of Objective; got {objectives!r}")
+    names = [o.name for o in objectives]
+    if len(set(names)) != len(names):
+        raise ParetoError(f"objective names must be unique; got {names}")
+    return objectives
+
+
+def _names(frame: pd.DataFrame) -> list[str]:
+    """How to call each row in messages: its algorithm, else its index label."""
+    if "algorithm" in frame.columns:
+        return frame["algorithm"].astype(str).tolist()
+    return [str(i) for i in frame.index]
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A column as float64; anything that is not a number becomes NaN."""
+    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in dict.fromkeys(columns) if c not in frame.columns]
+    if missing:
+        raise ParetoError(f"{what} column(s) {missing} not in the table; it has {sorted(map(str, frame.columns))}")
+
+
+def _goodness(frame: pd.DataFrame, objectives: Sequence[Objective]) -> np.ndarray:
+    """(rows, objectives) matrix where higher is better for every column: value * sign.
+
+    Refuses NaN or infinite values, naming each model and column, since such a model can be
+    neither ranked nor fairly dropped here; ``select`` excludes those models before this point.
+    """
+    objectives = _check_objectives(objectives)
+    _require_columns(frame, [o.column for o in objectives], "objective")
+    values = np.column_stack([_numbers(frame, o.column) for o in objectives]).reshape(len(frame), len(objectives))
+    bad = ~np.isfinite(values)
+    if bad.any():
+        names = _names(frame)
+        where = ", ".join(f"{names[i]!r} {objectives[j].column}={values[i, j]}" for i, j in np.argwhere(bad))
+        raise ParetoError(
+            f"objective values must be finite numbers; missing or not finite: {where}. "
+            "Fix or drop those rows (select() excludes them for you)"
+        )
+    return values * np.array([o.sign for o in objectives])
+
+
+def dominates(a: Mapping[str, Any], b: Mapping[str, Any], objectives: Sequence[Objective] = DEFAULT_OBJECTIVES) -> bool:
+    """True when ``a`` is at least as good as ``b`` on every objective, in that objective's
+    direction, and strictly better on at least one. ``a`` and ``b`` map columns to values."""
+    good = _goodness(pd.DataFrame([dict(a), dict(b)]), objectives)
+    return bool(np.all(good[0] >= good[1]) and np.any(good[0] > good[1]))
+
+
+def pareto_front(frame: pd.DataFrame, objectives: Sequence[Objective] = DEFAULT_OBJECTIVES) -> np.ndarray:
+    """Boolean mask over the rows of ``frame``: True for rows no other row dominates.
+
+    Identical rows do not dominate each other, so duplicates are on the front together (or off
+    it together). Raises ParetoError naming the model and column for a NaN or infinite value.
+    All pairs at once: n x n x objectives booleans, fine for the hundreds of models a run has.
+    """
+    good = _goodness(frame, objectives)
+    at_least = (good[:, None, :] >= good[None, :, :]).all(axis=2)  # [i, j]: i >= j everywhere
+    better = (good[:, None, :] > good[None, :, :]).any(axis=2)  # [i, j]: i > j somewhere
+    return ~(at_least & better).any(axis=0)  # j is on the front when no i dominates it
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalisation and weights
+# ---------------------------------------------------------------------------------------------
+
+
+def normalise(frame: pd.DataFrame, objectives: Sequence[Objective] = DEFAULT_OBJECTIVES) -> pd.DataFrame:
+    """Each objective min-max scaled over the rows of ``frame`` so that 1 is the best row in its
+    direction and 0 the worst. A column where every row is equal is 1 for all: it cannot tell
+    the rows apart, so it adds the same amount to every score. Columns are the objective names."""
+    objectives = _check_objectives(objectives)
+    good = _goodness(frame, objectives)
+    if len(frame) == 0:
+        return pd.DataFrame(index=frame.index, columns=[o.name for o in objectives], dtype=np.float64)
+    low, span = good.min(axis=0), np.ptp(good, axis=0)
+    scaled = np.where(span > 0, (good - low) / np.where(span > 0, span, 1.0), 1.0)
+    return pd.DataFrame(scaled, index=frame.index, columns=[o.name for o in objectives])
+
+
+def check_weights(
+    weights: Mapping[str, float] | None = None, objectives: Sequence[Objective] = DEFAULT_OBJECTIVES
+) -> dict[str, float]:
+    """Weights per objective name, validated and scaled to sum to 1.
+
+    ``None`` means ``DEFAULT_WEIGHTS`` (for the objectives present). An objective left out gets
+    weight 0. Raises ParetoError for a key that is no objective's name, a weight that is negative
+    or not a finite number, or weights that are all zero.
+    """
+    names = [o.name for o in _check_objectives(objectives)]
+    if weights is None:
+        weights = {n: DEFAULT_WEIGHTS[n] for n in names if n in DEFAULT_WEIGHTS}
+    if not isinstance(weights, Mapping):
+        raise ParetoError(f"weights must map objective names to numbers, e.g. {dict(DEFAULT_WEIGHTS)}; got {weights!r}")
+    unknown = [k for k in weights if k not in names]
+    if unknown:
+        raise ParetoError(f"weights name unknown objective(s) {unknown}; the objectives are {names}")
+    checked = {}
+    for name in names:
+        value = weights.get(name, 0.0)
+        number = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else math.nan
+        if not math.isfinite(number) or number < 0:
+            raise ParetoError(f"weight of {name!r} must be a finite number >= 0; got {value!r}")
+        checked[name] = number
+    total = math.fsum(checked.values())
+    if total == 0:
+        raise ParetoError(f"weights are all zero ({dict(weights)}): give at least one objective a positive weight")
+    return {name: w / total for name, w in checked.items()}
+
+
+def weighted_scores(
+    frame: pd.DataFrame,
+    objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
+    weights: Mapping[str, float] | None = None,
+) -> pd.Series:
+    """Score in [0, 1] per row: the weighted sum of its objectives normalised over ``frame``
+    (``normalise``), with ``check_weights(weights)``. Pass the Pareto front, not the whole board:
+    the normalisation depends on which rows are compared."""
+    w = check_weights(weights, objectives)
+    scaled = normalise(frame, objectives)
+    return pd.Series(scaled.to_numpy() @ np.array([w[c] for c in scaled.columns]), index=frame.index, name="score")
+
+
+# ---------------------------------------------------------------------------------------------
+# Gate
+# ---------------------------------------------------------------------------------------------
+
+_OPS = MappingProxyType({">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le})
+_NEGATION = MappingProxyType({">": "<=", ">=": "<", "<": ">=", "<=": ">"})
+_RULE_TEXT = re.compile(r"\s*([<>=!]*)\s*(.*?)\s*", re.DOTALL)
+_MISSING = "is missing or not a number"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``column op threshold`` must hold for a model to pass, e.g. Rule("latency_p99_ms", "<", 100)."""
+
+    column: str
+    op: str  # >, >=, < or <=
+    threshold: float
+
+    def __post_init__(self) -> None:
+        if self.op not in _OPS:
+            raise ParetoError(f"gate rule on {self.column!r}: unknown operator {self.op!r}; use one of {list(_OPS)}")
+        t = self.threshold
+        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(t):
+            raise ParetoError(f"gate rule on {self.column!r}: threshold must be a finite number; got {t!r}")
+        object.__setattr__(self, "threshold", float(t))
+
+    @classmethod
+    def parse(cls, column: str, text: str) -> Rule:
+        """``Rule.parse("cv_roc_auc", "> 0.85")``: an operator (>, >=, <, <=) then a number."""
+        op, number = _RULE_TEXT.fullmatch(str(text)).groups()
+        if op not in _OPS:
+            raise ParetoError(
+                f"gate rule {column}: {text!r} must be an operator ({', '.join(_OPS)}) then a number, "
+                f"e.g. '> 0.85'; unknown operator {op!r}"
+            )
+        try:
+            threshold = float(number)
+        except ValueError:
+            raise ParetoError(f"gate rule {column}: {text!r} must end in a number, e.g. '> 0.85'") from None
+        return cls(column, op, threshold)
+
+    def holds(self, values: np.ndarray) -> np.ndarray:
+        """Element-wise; a NaN never holds."""
+        with np.errstate(invalid="ignore"):
+            return _OPS[self.op](np.asarray(values, dtype=np.float64), self.threshold)
+
+    def failure(self, value: float) -> str:
+        """Why ``value`` fails, e.g. ``latency_p99_ms 140.2 >= 100 (rule < 100)``."""
+        rule = f"rule {self.op} {self.threshold:g}"
+        if math.isnan(value):
+            return f"{self.column} {_MISSING} ({rule})"
+        return f"{self.column} {self._show(value)} {_NEGATION[self.op]} {self.threshold:g} ({rule})"
+
+    def _show(self, value: float) -> str:
+        """Few digits, but enough that the number shown fails the rule like the value does."""
+        for digits in (4, 6, 8, 10, 12, 17):
+            text = f"{value:.{digits}g}"
+            if self.holds(np.array([float(text)]))[0] == self.holds(np.array([value]))[0]:
+                return text
+        return repr(value)
+
+    def __str__(self) -> str:
+        return f"{self.column} {self.op} {self.threshold:g}"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Rules a model must all pass before it may be promoted; no rules lets every model through."""
+
+    rules: tuple[Rule, ...] = ()
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, str | Sequence[str]]) -> Gate:
+        """From ``{"cv_roc_auc": "> 0.85", "latency_p99_ms": "< 100"}``; a list gives one column
+        several rules (``{"latency_p99_ms": [">= 0", "< 100"]}``)."""
+        if isinstance(config, Gate):
+            return config
+        if not isinstance(config, Mapping):
+            raise ParetoError(f"gate config must map columns to rules like {dict(DEFAULT_GATE_CONFIG)}; got {config!r}")
+        rules = []
+        for column, spec in config.items():
+            texts = [spec] if isinstance(spec, str) else spec
+            if not isinstance(texts, list | tuple) or not texts:
+                raise ParetoError(f"gate rule {column}: expected a rule like '> 0.85' or a list of them; got {spec!r}")
+            rules += [Rule.parse(str(column), t) for t in texts]
+        return cls(tuple(rules))
+
+    def __str__(self) -> str:
+        return " and ".join(map(str, self.rules)) or "no rules"
+
+
+DEFAULT_GATE_CONFIG = MappingProxyType({"cv_roc_auc": "> 0.85", "latency_p99_ms": "< 100"})
+DEFAULT_GATE = Gate.from_config(DEFAULT_GATE_CONFIG)
+
+
+def _failures(frame: pd.DataFrame, gate: Gate, objectives: Sequence[Objective] = ()) -> list[list[str]]:
+    """Per row, the text of every gate rule it fails, then every objective it has no finite value for."""
+    _require_columns(frame, [r.column for r in gate.rules], "gate rule")
+    _require_columns(frame, [o.column for o in objectives], "objective")
+    failed: list[list[str]] = [[] for _ in range(len(frame))]
+    reported = set()  # (row, column) already failed by a rule: one message about it is enough
+    for rule in gate.rules:
+        values = _numbers(frame, rule.column)
+        for i in np.flatnonzero(~rule.holds(values)):
+            failed[i].append(rule.failure(values[i]))
+            reported.add((i, rule.column))
+    for o in objectives:
+        values = _numbers(frame, o.column)
+        for i in np.flatnonzero(~np.isfinite(values)):
+            if (i, o.column) not in reported:
+                shown = _MISSING if math.isnan(values[i]) else f"is {values[i]}"
+                failed[i].append(f"{o.column} {shown} (objective {o.name} needs a finite number)")
+    return failed
+
+
+def _as_gate(gate: Gate | Mapping[str, str | Sequence[str]] | None) -> Gate:
+    return DEFAULT_GATE if gate is None else Gate.from_config(gate)
+
+
+def apply_gate(frame: pd.DataFrame, gate: Gate | Mapping[str, str | Sequence[str]] | None = None) -> pd.DataFrame:
+    """A copy of ``frame`` with ``passed_gate`` (bool) and ``failed_rules`` ("; "-joined, "" when
+    passed). ``gate`` is a Gate or its config mapping; None is ``DEFAULT_GATE``. A missing value
+    fails its rule. Raises ParetoError when a rule names a column the frame lacks."""
+    failed = _failures(frame, _as_gate(gate))
+    return frame.assign(
+        passed_gate=np.array([not f for f in failed], dtype=bool),
+        failed_rules=pd.Series(["; ".join(f) for f in failed], index=frame.index, dtype=object),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Selection
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Selection:
+    """The outcome of ``select``.
+
+    ``table``: the leaderboard rows (same order) plus ``considered`` (status ok), ``passed_gate``,
+    ``failed_rules``, ``on_front`` (front among the models that passed), ``score`` (NaN off the
+    front) and ``selected``. ``selected`` is the chosen algorithm or None; ``reason`` says why,
+    in a few lines a person can read.
+    """
+
+    table: pd.DataFrame
+    selected: str | None
+    reason: str
+    objectives: tuple[Objective, ...] = DEFAULT_OBJECTIVES
+    weights: dict[str, float] = field(default_factory=dict)
+    gate: Gate = DEFAULT_GATE
+
+    def record(self) -> dict:
+        """The JSON-able summary, for XCom and MLflow params/tags."""
+        t = self.table
+        chosen = t[t["selected"]]
+        return {
+            "selected": self.selected,
+            "score": float(chosen["score"].iloc[0]) if len(chosen) else None,
+            "reason": self.reason,
+            "front": t.loc[t["on_front"], "algorithm"].tolist(),
+            "passed_gate": t.loc[t["passed_gate"], "algorithm"].tolist(),
+            "failed_gate": dict(_pairs(t[t["considered"] & ~t["passed_gate"]], "failed_rules")),
+            "not_considered": t.loc[~t["considered"], "algorithm"].tolist(),
+            "weights": dict(self.weights),
+            "gate": str(self.gate),
+            "objectives": {o.name: f"{o.direction} {o.column}" for o in self.objectives},
+        }
+
+
+def select(
+    leaderboard: pd.DataFrame,
+    objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
+    weights: Mapping[str, float] | None = None,
+    gate: Gate | Mapping[str, str | Sequence[str]] | None = None,
+) -> Selection:
+    """Gate, then the Pareto front of the models that passed, then the best weighted score on it.
+
+    ``leaderboard`` needs an ``algorithm`` column (unique names) and, for the rows to rank, the
+    objective and gate columns; rows whose ``status`` is not "ok" are not considered (a board
+    without ``status`` counts every row as ok). A candidate with a missing objective value fails
+    the gate with that as its reason. Equal scores go to the better model on the objectives in
+    order (ROC-AUC first by default), then to the algorithm name, so the choice is repeatable.
+    Config errors (objectives, weights, gate) raise ParetoError before anything is ranked.
+    """
+    objectives = _check_objectives(objectives)
+    w = check_weights(weights, objectives)
+    gate = _as_gate(gate)
+    _require_columns(leaderboard, ["algorithm"], "model name")
+    table = leaderboard.reset_index(drop=True)
+    names = table["algorithm"].astype(str)
+    if names.duplicated().any():
+        raise ParetoError(f"algorithm names must be unique; repeated: {sorted(set(names[names.duplicated()]))}")
+    status = table["status"].astype(str) if "status" in table.columns else pd.Series("ok", index=table.index)
+    considered = (status == "ok").to_numpy()
+
+    failed_rules = [f"not considered: status {s!r}" for s in status]
+    passed = np.zeros(len(table), dtype=bool)
+    rows = np.flatnonzero(considered)
+    if len(rows):
+        for i, failed in zip(rows, _failures(table.iloc[rows], gate, objectives), strict=True):
+            failed_rules[i] = "; ".join(failed)
+            passed[i] = not failed
+    on_front = np.zeros(len(table), dtype=bool)
+    score = np.full(len(table), np.nan)
+    chosen = None
+    if passed.any():
+        passing = np.flatnonzero(passed)
+        on_front[passing] = pareto_front(table.iloc[passing], objectives)
+        front = np.flatnonzero(on_front)
+        score[front] = weighted_scores(table.iloc[front], objectives, w).to_numpy()
+        good = _goodness(table.iloc[front], objectives)
+        best = min(range(len(front)), key=lambda k: (-score[front[k]], *(-good[k]), names[front[k]]))
+        chosen = int(front[best])
+    table = table.assign(
+        considered=considered,
+        passed_gate=passed,
+        failed_rules=pd.Series(failed_rules, index=table.index, dtype=object),
+        on_front=on_front,
+        score=score,
+        selected=np.arange(len(table)) == chosen,
+    )
+    reason = _reason(table, chosen, objectives, w, gate)
+    return Selection(table, None if chosen is None else names[chosen], reason, objectives, w, gate)
+
+
+def _reason(table: pd.DataFrame, chosen: int | None, objectives, weights: dict[str, float], gate: Gate) -> str:
+    """Which model was chosen and why, or why none was; then, one line each, the models that
+    failed the gate (with every rule they failed) and those not considered (with their status)."""
+    n_considered, n_passed, n_front = (int(table[c].sum()) for c in ("considered", "passed_gate", "on_front"))
+    if chosen is not None:
+        row = table.iloc[chosen]
+        figures = ", ".join(f"{o.column} {row[o.column]:.4g}" for o in objectives)
+        weights_text = ", ".join(f"{k} {v:.2f}" for k, v in weights.items() if v)
+        lines = [
+            f"selected {row['algorithm']}: highest weighted score {row['score']:.3f} among the {n_front} model(s) "
+            f"on the Pareto front of the {n_passed} that passed the gate ({gate}); {figures}.",
+            f"score: weighted sum of the objectives min-max normalised over the front (1 = best); {weights_text}.",
+        ]
+        others = table[table["on_front"] & ~table["selected"]].sort_values("score", ascending=False)
+        if len(others):
+            lines.append("also on the front: " + ", ".join(f"{a} {s:.3f}" for a, s in _pairs(others, "score")) + ".")
+    elif n_considered == 0:
+        lines = ["nothing selected: no model has status ok."]
+    else:
+        lines = [f"nothing selected: none of the {n_considered} model(s) passed the gate ({gate})."]
+    failed = table[table["considered"] & ~table["passed_gate"]]
+    if len(failed):
+        lines.append("failed the gate:")
+        lines += [f"  {a}: {r}" for a, r in _pairs(failed, "failed_rules")]
+    skipped = table[~table["considered"]]
+    if len(skipped):
+        lines.append("not considered (status not ok):")
+        why = skipped["reason"] if "reason" in skipped.columns else pd.Series(None, index=skipped.index)
+        for (a, status), r in zip(_pairs(skipped, "status"), why, strict=True):
+            lines.append(f"  {a}: {status}" + (f" ({str(r)[:150]})" if isinstance(r, str) and r else ""))
+    return "\n".join(lines)
+
+
+def _pairs(frame: pd.DataFrame, column: str) -> list[tuple[str, Any]]:
+    return list(zip(frame["algorithm"].astype(str), frame[column], strict=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots
+# ---------------------------------------------------------------------------------------------
+
+_SELECTION_COLUMNS = ("considered", "passed_gate", "on_front", "selected")
+# (what, marker, colour, size): drawn in this order, each model in exactly one of them.
+_KINDS = (
+    ("failed gate", "x", "#c44e52", 40),
+    ("dominated", "o", "#b0b0b0", 40),
+    ("Pareto front", "o", "#4878a8", 60),
+    ("selected", "*", "#dd8452", 260),
+)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _objective(key: str, objectives: Sequence[Objective]) -> Objective:
+    for o in objectives:
+        if key in (o.name, o.column):
+            return o
+    raise ParetoError(f"{key!r} is not an objective; use one of {[o.name for o in objectives]}")
+
+
+def _plot_rows(table: pd.DataFrame, axes: Sequence[Objective]) -> list[tuple[str, str, str, int, pd.DataFrame]]:
+    """The considered rows with finite values on the plotted axes, split into the four kinds."""
+    _require_columns(table, [*_SELECTION_COLUMNS, "algorithm"], "selection (pass select(...).table)")
+    _require_columns(table, [o.column for o in axes], "plotted objective")
+    finite = np.all([np.isfinite(_numbers(table, o.column)) for o in axes], axis=0)
+    shown = table[table["considered"].to_numpy(dtype=bool) & finite]
+    masks = (
+        ~shown["passed_gate"],
+        shown["passed_gate"] & ~shown["on_front"],
+        shown["on_front"] & ~shown["selected"],
+        shown["selected"],
+    )
+    return [(*kind, shown[mask.to_numpy(dtype=bool)]) for kind, mask in zip(_KINDS, masks, strict=True)]
+
+
+def _label(o: Objective, better: tuple[str, str]) -> str:
+    """Axis label saying which way is better, e.g. ``latency_p99_ms (← better)``; ``better`` is (max, min)."""
+    return f"{o.column} ({better[0] if o.direction == 'max' else better[1]} better)"
+
+
+def plot_front_2d(
+    table: pd.DataFrame,
+    x: str = "latency_p99_ms",
+    y: str = "roc_auc",
+    objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
+    *,
+    gate: Gate | None = None,
+    log_x: bool = False,
+    title: str = "Pareto front",
+):
+    """Two objectives of a ``Selection.table`` against each other: front in blue, dominated in grey,
+    gate failures as red crosses, the selected model as a star, each model labelled.
+
+    ``x`` and ``y`` are objective names or columns. The front is the one over all objectives, so
+    a front model can look dominated in two of them. Models missing either value are left out.
+    ``gate`` draws its thresholds on these axes as dashed lines.
+    """
+    plt = _pyplot()
+    ox, oy = _objective(x, objectives), _objective(y, objectives)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for label, marker, colour, size, rows in _plot_rows(table, (ox, oy)):
+        if len(rows):
+            ax.scatter(rows[ox.column], rows[oy.column], marker=marker, c=colour, s=size, label=label, zorder=3)
+            for name, vx, vy in zip(rows["algorithm"], rows[ox.column], rows[oy.column], strict=True):
+                ax.annotate(str(name), (vx, vy), xytext=(6, 6), textcoords="offset points", fontsize=7)
+    for rule in gate.rules if gate else ():
+        if rule.column == ox.column:
+            ax.axvline(rule.threshold, ls="--", c="grey", lw=1, label=f"gate {rule}")
+        elif rule.column == oy.column:
+            ax.axhline(rule.threshold, ls="--", c="grey", lw=1, label=f"gate {rule}")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set(xlabel=_label(ox, ("→", "←")), ylabel=_label(oy, ("↑", "↓")), title=title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_front_3d(
+    table: pd.DataFrame,
+    x: str = "latency_p99_ms",
+    y: str = "complexity",
+    z: str = "roc_auc",
+    objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
+    *,
+    title: str = "Pareto front",
+):
+    """Three objectives of a ``Selection.table`` in 3-D, with the same marks as ``plot_front_2d``."""
+    plt = _pyplot()
+    axes = tuple(_objective(k, objectives) for k in (x, y, z))
+    fig = plt.figure(figsize=(7, 6))
+    ax = fig.add_subplot(projection="3d")
+    for label, marker, colour, size, rows in _plot_rows(table, axes):
+        if len(rows):
+            ax.scatter(*(rows[o.column] for o in axes), marker=marker, c=colour, s=size, label=label, depthshade=False)
+            for name, *point in zip(rows["algorithm"], *(rows[o.column] for o in axes), strict=True):
+                ax.text(*point, f" {name}", fontsize=7)
+    ax.set_xlabel(_label(axes[0], ("higher is", "lower is")))
+    ax.set_ylabel(_label(axes[1], ("higher is", "lower is")))
+    ax.set_zlabel(_label(axes[2], ("higher is", "lower is")))
+    ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=8)
+    return fig
