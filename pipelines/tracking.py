@@ -75,3 +75,30 @@ def log_feature_quality(settings: Settings, manifests: dict[str, dict], airflow_
         for layer, manifest in manifests.items():
             mlflow.log_dict(manifest, f"manifests/{layer}.json")
         return run.info.run_id
+
+
+def log_frame(frame, artifact_file: str) -> None:
+    """A table as a JSON artifact (pandas "split" orient) of the active run, replacing an earlier one.
+
+    ``mlflow.log_table`` appends to an artifact that exists, so a retried task would double its
+    rows; this writes the whole file again instead. Read it back with ``read_frame``.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    path = Path(artifact_file)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / path.name
+        local.write_text(frame.to_json(orient="split", index=False, date_format="iso", default_handler=str))
+        mlflow.log_artifact(str(local), artifact_path=str(path.parent) if str(path.parent) != "." else None)
+
+
+def read_frame(run_id: str, artifact_file: str):
+    """A table written by ``log_frame``."""
+    import mlflow
+    import pandas as pd
+
+    with open(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_file)) as f:
+        return pd.read_json(f, orient="split")

@@ -11,6 +11,7 @@ import hashlib
 from pipelines.config import Settings, load_settings
 from pipelines.constants import GOLD
 from pipelines.lake import Lake
+from pipelines.tracking import log_frame
 from pipelines.training.data import TrainingDataError, load_training_data
 from pipelines.training.evaluate import EvalConfig, Evaluation, evaluate, fold_ids
 
@@ -24,6 +25,15 @@ DEFAULTS = {
     "fn_cost": 5.0,
     "ensemble_top_k": 3,
     "sample_rows": 0,
+    "tune_top_k": 2,
+    "tune_mode": "bayes",
+    "tune_calls": 20,
+    "tune_time_budget_s": 600,
+    "tune_patience": 8,
+    "gate": {"cv_roc_auc": "> 0.85", "latency_p99_ms": "< 100"},
+    "pareto_weights": {"roc_auc": 0.4, "latency_p99_ms": 0.3, "complexity": 0.2, "interpretability": 0.1},
+    "model_name": "",
+    "promotion_margin": 0.001,
 }
 
 
@@ -123,7 +133,7 @@ def train(context: dict, algorithm: str, settings: Settings | None = None) -> di
         data,
         _config(context),
     )
-    return {**result.record(), "mlflow_run_id": _log(settings, context, result, data)}
+    return {**result.record(), **_log(settings, context, result, data)}
 
 
 def train_ensemble(context: dict, name: str, base_records: list[dict], settings: Settings | None = None) -> dict:
@@ -171,7 +181,7 @@ def train_ensemble(context: dict, name: str, base_records: list[dict], settings:
         )
     if result.status == "ok":
         result.metrics["bases"] = ",".join(top)
-    return {**result.record(), "mlflow_run_id": _log(settings, context, result, data)}
+    return {**result.record(), **_log(settings, context, result, data)}
 
 
 OOF_ARTIFACT = "cv_predictions.parquet"
@@ -191,24 +201,20 @@ def _judged_bases(settings: Settings, records: list[dict], data) -> tuple[list[t
         if len(frame) != len(data.y_train) or not np.array_equal(frame["label"].to_numpy(), data.y_train.to_numpy()):
             raise ValueError(f"{r['algorithm']}: its out-of-fold predictions are for other train rows")
         columns.append(frame["proba"].to_numpy())
-        bases.append((r["algorithm"], mlflow.sklearn.load_model(f"runs:/{r['mlflow_run_id']}/model")))
+        bases.append((r["algorithm"], mlflow.sklearn.load_model(r["model_uri"])))
     return bases, np.column_stack(columns)
 
 
-def _log(settings: Settings, context: dict, result: Evaluation, data) -> str:
+def _log(settings: Settings, context: dict, result: Evaluation, data) -> dict:
     """A nested run under the DAG run's parent: params, metrics, plots and (when it worked) the model."""
     import mlflow
 
     from pipelines.tracking import find_or_create_run
     from pipelines.training import plots
 
-    tags = {
-        "airflow_run_id": context["airflow_run_id"],
-        "algorithm": result.name,
-        "dataset": context["dataset"],
-        "ds": context["ds"],
-    }
-    run_id = find_or_create_run(settings, EXPERIMENT, result.name, tags, parent_run_id=context["parent_run_id"])
+    run_id = find_or_create_run(
+        settings, EXPERIMENT, result.name, _run_tags(context, result.name), parent_run_id=context["parent_run_id"]
+    )
     with mlflow.start_run(run_id=run_id):
         mlflow.set_tags({"family": result.family, "status": result.status})
         mlflow.log_params(
@@ -221,7 +227,7 @@ def _log(settings: Settings, context: dict, result: Evaluation, data) -> str:
         if result.status != "ok":
             mlflow.set_tag("failure_reason", result.reason)
             mlflow.end_run(status="FAILED")
-            return run_id
+            return {"mlflow_run_id": run_id, "model_uri": None}
         mlflow.log_params(_hyperparams(result.model))
         mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)})
         y = data.y_test.to_numpy()
@@ -234,10 +240,21 @@ def _log(settings: Settings, context: dict, result: Evaluation, data) -> str:
         if result.oof is not None:
             _log_oof(result.oof, data.y_train)
         table = _importances(result.model, data, context["seed"])
-        mlflow.log_table(table, "feature_importance.json")
+        log_frame(table, "feature_importance.json")
         mlflow.log_figure(plots.importances(table, result.name), "plots/feature_importance.png")
-        _log_model(result.model, data)
-    return run_id
+        model_uri = _log_model(result.model, data)
+        mlflow.set_tag("model_uri", model_uri)
+    return {"mlflow_run_id": run_id, "model_uri": model_uri}
+
+
+def _run_tags(context: dict, name: str) -> dict:
+    """The tags that identify one algorithm's run in one DAG run (a retry finds it again)."""
+    return {
+        "airflow_run_id": context["airflow_run_id"],
+        "algorithm": name,
+        "dataset": context["dataset"],
+        "ds": context["ds"],
+    }
 
 
 def _hyperparams(model) -> dict:
@@ -275,7 +292,7 @@ def _log_oof(oof, y) -> None:
         mlflow.log_artifact(str(path))
 
 
-def _log_model(model, data) -> None:
+def _log_model(model, data) -> str:
     import mlflow
     from mlflow.models import infer_signature
 
@@ -283,7 +300,7 @@ def _log_model(model, data) -> None:
 
     example = data.X_train.head(5)
     signature = infer_signature(example, model.predict_proba(example)[:, 1])
-    mlflow.sklearn.log_model(
+    info = mlflow.sklearn.log_model(
         model,
         name="model",
         signature=signature,
@@ -292,6 +309,7 @@ def _log_model(model, data) -> None:
         pyfunc_predict_fn="predict_proba",
         pip_requirements=requirements(model),  # MLflow's own inference runs a subprocess: ~3 s per model
     )
+    return info.model_uri  # models:/m-<id>: MLflow 3 keeps logged models outside the run's artifacts
 
 
 def leaderboard(context: dict, records: list[dict], settings: Settings | None = None) -> dict:
@@ -318,7 +336,7 @@ def leaderboard(context: dict, records: list[dict], settings: Settings | None = 
     ok = board[board["status"] == "ok"]
     best = ok.iloc[0] if len(ok) else None
     with mlflow.start_run(run_id=context["parent_run_id"]):
-        mlflow.log_table(board, "leaderboard.json")
+        log_frame(board, "leaderboard.json")
         mlflow.log_text(board.to_csv(index=False), "leaderboard.csv")
         if len(ok):
             mlflow.log_figure(plots.leaderboard(board), "plots/leaderboard.png")
@@ -334,5 +352,192 @@ def leaderboard(context: dict, records: list[dict], settings: Settings | None = 
         "best_algorithm": None if best is None else best["algorithm"],
         "best_cv_roc_auc": None if best is None else float(best["cv_roc_auc"]),
         "best_test_roc_auc": None if best is None else float(best["test_roc_auc"]),
+        "ranked_base": ok.loc[ok["family"] != "ensemble", "algorithm"].tolist(),
         "parent_run_id": context["parent_run_id"],
     }
+
+
+# -- tuning, selection, explanation, registration ----------------------------------------------
+
+
+def tune_candidates(context: dict, board: dict) -> list[str]:
+    """The top ``tune_top_k`` base algorithms of the leaderboard that have a search space."""
+    from pipelines.training.tuning import search_space
+
+    def tunable(name: str) -> bool:
+        try:
+            return bool(search_space(name))
+        except ValueError:
+            return False
+
+    return [a for a in board["ranked_base"] if tunable(a)][: int(context["params"]["tune_top_k"])]
+
+
+def tune(context: dict, algorithm: str, settings: Settings | None = None) -> dict:
+    """Search one algorithm's hyperparameters (each trial a nested run), then judge the best like the others.
+
+    The result is a leaderboard-style record named ``<algorithm>_tuned``; its MLflow run holds the
+    model, the trials table and the convergence plot, with one nested run per trial.
+    """
+    import mlflow
+    import pandas as pd
+
+    from pipelines.tracking import find_or_create_run
+    from pipelines.training import algorithms, tuning
+
+    settings, lake = _ctx(settings)
+    data, config, p = _data(context, lake), _config(context), context["params"]
+    name = f"{algorithm}_tuned"
+    run_id = find_or_create_run(settings, EXPERIMENT, name, _run_tags(context, name), context["parent_run_id"])
+
+    def log_trial(trial) -> None:
+        tags = {  # no "algorithm" tag: a trial must never be mistaken for an algorithm's run
+            "airflow_run_id": context["airflow_run_id"],
+            "tuning_of": algorithm,
+            "trial": str(trial.number),
+            "ds": context["ds"],
+        }
+        trial_run = find_or_create_run(settings, EXPERIMENT, f"{name} trial {trial.number}", tags, run_id)
+        with mlflow.start_run(run_id=trial_run):
+            mlflow.log_params({k: str(v) for k, v in trial.params.items()})
+            mlflow.log_metrics({"cv_roc_auc": trial.cv_roc_auc, "seconds": trial.seconds})
+
+    search = tuning.tune(
+        algorithm,
+        data,
+        config,
+        mode=p["tune_mode"],
+        n_calls=int(p["tune_calls"]),
+        time_budget_s=float(p["tune_time_budget_s"]),
+        patience=int(p["tune_patience"]),
+        on_trial=log_trial,
+    )
+    best = search.best
+    spec = algorithms.get(algorithm)
+    result = evaluate(
+        name,
+        spec.family,
+        lambda: algorithms.build(algorithm, data.features, config.seed).set_params(**best.params),
+        data,
+        config,
+        cv=lambda: best.cv,
+    )
+    result.metrics.update({"tuned_from": algorithm, "tuning_trials": len(search.trials)})
+    logged = _log(settings, context, result, data)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.set_tags({"tuning_mode": search.mode, "stopped_because": search.stopped_because})
+        mlflow.log_params({f"best.{k}": str(v) for k, v in best.params.items()})
+        log_frame(
+            pd.DataFrame(
+                [
+                    {"trial": t.number, "cv_roc_auc": t.cv_roc_auc, "seconds": t.seconds, **t.params}
+                    for t in search.trials
+                ]
+            ),
+            "tuning_trials.json",
+        )
+        mlflow.log_figure(
+            tuning.convergence_figure([search], f"{algorithm}: {search.mode} search"), "plots/convergence.png"
+        )
+    return {**result.record(), **logged, "best_params": {k: str(v) for k, v in best.params.items()}}
+
+
+def select(context: dict, records: list[dict], settings: Settings | None = None) -> dict:
+    """Pick one model: the rule-based gate, the Pareto front, then the weighted score (pipelines.training.pareto)."""
+    import matplotlib.pyplot as plt
+    import mlflow
+    import pandas as pd
+
+    from pipelines.training import pareto
+
+    settings, _ = _ctx(settings)
+    p = context["params"]
+    board = pd.DataFrame([r for r in records if r])
+    selection = pareto.select(board, weights=dict(p["pareto_weights"]), gate=dict(p["gate"]))
+    table = selection.table
+    chosen = table[table["selected"]].iloc[0].to_dict() if selection.selected else None
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    with mlflow.start_run(run_id=context["parent_run_id"]):
+        log_frame(table, "selection/pareto_table.json")
+        mlflow.log_text(selection.reason, "selection/reason.txt")
+        mlflow.set_tag("selected_algorithm", selection.selected or "none")
+        if (table["considered"]).any():
+            for fig, path in (
+                (pareto.plot_front_2d(table, gate=selection.gate, log_x=True), "selection/pareto_2d.png"),
+                (pareto.plot_front_3d(table), "selection/pareto_3d.png"),
+            ):
+                mlflow.log_figure(fig, path)
+                plt.close(fig)
+    return {
+        "selected": selection.selected,
+        "reason": selection.reason,
+        "record": None if chosen is None else {k: _plain(v) for k, v in chosen.items()},
+    }
+
+
+def register(context: dict, selection: dict, settings: Settings | None = None) -> dict:
+    """Register the selected model as ``challenger``; move ``champion`` only if it beats the current one."""
+    import mlflow
+
+    from pipelines.training import registry
+
+    settings, lake = _ctx(settings)
+    p = context["params"]
+    name = p["model_name"] or f"{context['dataset']}_classifier"
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    if not selection["selected"]:
+        with mlflow.start_run(run_id=context["parent_run_id"]):
+            mlflow.set_tag("registry_decision", "nothing registered: no model passed the gate")
+        return {"registered": False, "name": name, "reason": selection["reason"]}
+    chosen = selection["record"]
+    data = _data(context, lake)
+    objectives = {k: chosen.get(k) for k in ("cv_roc_auc", "latency_p99_ms", "complexity", "interpretability")}
+    tags = {
+        "algorithm": chosen["algorithm"],
+        "gold_content_hash": context["gold_content_hash"],
+        "features": ",".join(data.columns),
+        "dag_id": context["dag_id"],
+        "airflow_run_id": context["airflow_run_id"],
+        "dataset": context["dataset"],
+        "ds": context["ds"],
+        **{k: f"{v:.6g}" for k, v in objectives.items() if v is not None},
+    }
+    description = (
+        f"{chosen['algorithm']} trained by {context['dag_id']} run {context['airflow_run_id']} on {context['dataset']} "
+        f"gold up to {context['ds']}. Chosen on the Pareto front: CV ROC-AUC {objectives['cv_roc_auc']:.4f}, "
+        f"p99 latency {objectives['latency_p99_ms']:.2f} ms, complexity {objectives['complexity']:.2f}, "
+        f"interpretability {objectives['interpretability']:.2f}. Input: the raw gold feature columns; "
+        "output: P(label = 1)."
+    )
+    decision = registry.register(
+        settings.mlflow.tracking_uri,
+        name,
+        chosen["model_uri"],
+        chosen["mlflow_run_id"],
+        data.X_test,
+        data.y_test,
+        margin=float(p["promotion_margin"]),
+        tags=tags,
+        description=description,
+    )
+    versions = registry.versions_table(settings.mlflow.tracking_uri, name)
+    with mlflow.start_run(run_id=context["parent_run_id"]):
+        log_frame(versions, "registry/versions.json")
+        mlflow.log_text(versions.to_csv(index=False), "registry/versions.csv")
+        mlflow.set_tags(
+            {"registered_model": name, "registered_version": decision.version, "registry_decision": decision.reason}
+        )
+    return {"registered": True, **decision.record()}
+
+
+def _plain(value):
+    """numpy scalars and NaN made JSON-friendly for XCom."""
+    import math
+
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

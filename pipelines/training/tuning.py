@@ -123,6 +123,9 @@ class Trial:
     cv_roc_auc: float
     cv_folds_done: int
     seconds: float
+    cv: object = field(
+        default=None, repr=False, compare=False
+    )  # the CrossValidation, to judge the best without refitting
 
 
 @dataclass
@@ -189,7 +192,9 @@ def tune(
         cv = cross_validate(
             lambda: algorithms.build(algorithm, data.features, config.seed).set_params(**params), data, config
         )
-        trial = Trial(len(result.trials) + 1, params, float(np.mean(cv.aucs)), len(cv.aucs), time.perf_counter() - t0)
+        trial = Trial(
+            len(result.trials) + 1, params, float(np.mean(cv.aucs)), len(cv.aucs), time.perf_counter() - t0, cv
+        )
         result.trials.append(trial)
         if on_trial:
             on_trial(trial)
