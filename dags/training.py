@@ -15,6 +15,17 @@ Runs when the `features` DAG publishes gold (Asset `lake://gold`), or by hand wi
 3. **train_ensemble** (mapped: voting, bagging, stacking over the best base algorithms).
 4. **leaderboard**: the ranked table in the lake (`gold/<dataset>_leaderboard`) and on the
    parent MLflow run with a comparison plot.
+5. **tune** (mapped over the leaderboard's top `tune_top_k` base algorithms): Bayesian search
+   (scikit-optimize) by CV ROC-AUC, each trial a nested MLflow run, a convergence plot; the best
+   parameters are judged like every other model (`<algorithm>_tuned`).
+6. **select**: a rule-based gate (`gate`), the Pareto front over CV ROC-AUC (max), p99 latency
+   (min), complexity (min) and interpretability (max), then a weighted score (`pareto_weights`);
+   2-D/3-D front plots and the reasoning on the parent run.
+7. **explain**: SHAP for the selected model (tree, linear or model-agnostic explainer): beeswarm
+   and bar plots, the mean |SHAP| table and a background sample for the serving API.
+8. **register**: the selected model becomes a version of `<dataset>_classifier` with alias
+   `challenger`; `champion` moves to it only when its test ROC-AUC beats the current champion's
+   (re-scored on the same rows) by `promotion_margin`. The versions table goes on the parent run.
 """
 
 from __future__ import annotations
@@ -84,6 +95,38 @@ def _step(name: str, *args, **kwargs):
             minimum=0,
             description="Train on a stratified sample of at most this many rows (0: all rows).",
         ),
+        "tune_top_k": Param(
+            2, type="integer", minimum=0, maximum=8, description="Tune this many of the best base algorithms (0: none)."
+        ),
+        "tune_mode": Param(
+            "bayes",
+            enum=["bayes", "random", "grid"],
+            description="bayes: Gaussian-process search (gp_minimize); random: random search; grid: a 27-point grid (xgboost, lightgbm, random_forest).",
+        ),
+        "tune_calls": Param(20, type="integer", minimum=1, description="Trials per tuned algorithm (at most)."),
+        "tune_time_budget_s": Param(
+            600, type="integer", minimum=10, description="Per tuned algorithm: stop searching after this many seconds."
+        ),
+        "tune_patience": Param(
+            8, type="integer", minimum=1, description="Stop a search after this many trials without improvement."
+        ),
+        "gate": Param(
+            {"cv_roc_auc": "> 0.85", "latency_p99_ms": "< 100"},
+            type="object",
+            description="Rules a model must pass to be selected: leaderboard column -> '<op> <number>' (op: >, >=, <, <=).",
+        ),
+        "pareto_weights": Param(
+            {"roc_auc": 0.4, "latency_p99_ms": 0.3, "complexity": 0.2, "interpretability": 0.1},
+            type="object",
+            description="Weights of the normalised objectives when choosing among the Pareto front.",
+        ),
+        "model_name": Param("", type="string", description="Registered model name (empty: <dataset>_classifier)."),
+        "promotion_margin": Param(
+            0.001,
+            type="number",
+            minimum=0,
+            description="The new model takes the champion alias only if its test ROC-AUC beats the champion's by this much.",
+        ),
     },
 )
 def training():
@@ -108,10 +151,33 @@ def training():
     def leaderboard(context: dict, base: list[dict], ensembles: list[dict]) -> dict:
         return _step("leaderboard", context, [*base, *ensembles])
 
+    @task
+    def tune_candidates(context: dict, board: dict) -> list[str]:
+        return _step("tune_candidates", context, board)
+
+    @task
+    def tune(algorithm: str, context: dict) -> dict:
+        return _step("tune", context, algorithm)
+
+    @task(trigger_rule="all_done")
+    def select(context: dict, base: list[dict], ensembles: list[dict], tuned: list[dict]) -> dict:
+        return _step("select", context, [*base, *ensembles, *(tuned or [])])
+
+    @task
+    def explain(context: dict, selection: dict) -> dict:
+        return _step("explain", context, selection)
+
+    @task
+    def register(context: dict, selection: dict) -> dict:
+        return _step("register", context, selection)
+
     context = prepare()
     base = train.partial(context=context).expand(algorithm=algorithms(context))
     ensembles = train_ensemble.partial(context=context, base=base).expand(name=ENSEMBLES)
-    leaderboard(context, base, ensembles)
+    board = leaderboard(context, base, ensembles)
+    tuned = tune.partial(context=context).expand(algorithm=tune_candidates(context, board))
+    selection = select(context, base, ensembles, tuned)
+    explain(context, selection) >> register(context, selection)
 
 
 training()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipelines.cli import stack
 from pipelines.config import Settings
-from pipelines.constants import BRONZE, GOLD, SILVER
+from pipelines.constants import BRONZE, CHAMPION, GOLD, SILVER
 from pipelines.lake import Lake
 
 
@@ -140,6 +140,19 @@ def training_outputs(settings: Settings, dataset: str, ds: str) -> dict:
     return out
 
 
+def registry_outputs(settings: Settings, dataset: str) -> dict:
+    """The registered model's champion after a training run (read from the running MLflow server)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    name = f"{dataset}_classifier"
+    try:
+        v = MlflowClient(settings.mlflow.server_url).get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return {"champion": "none"}
+    return {"champion": f"{name} v{v.version} ({v.tags.get('algorithm')}, {v.tags.get('decision', '')})"}
+
+
 def main(settings: Settings, days: int | None = None) -> int:
     env = stack.airflow_env(settings)
     print(
@@ -161,7 +174,7 @@ def main(settings: Settings, days: int | None = None) -> int:
         else:
             ds = demo_dates(settings, days)[-1]
             result = run_dag(settings, env, "training", ds, conf=json.dumps(dict(settings.demo.training)))
-            result.outputs = training_outputs(settings, dataset, ds)
+            result.outputs = {**training_outputs(settings, dataset, ds), **registry_outputs(settings, dataset)}
             results.append(result)
     print_summary(settings, results, time.monotonic() - t0)
     return 0 if results and all(r.state == "success" for r in results) else 1

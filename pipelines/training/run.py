@@ -98,6 +98,7 @@ def prepare(
             )
     if int(params["cv_folds"]) < 2:
         raise TrainingDataError(f"cv_folds must be at least 2, got {params['cv_folds']}")
+    _check_selection_params(params)
     params["algorithms"] = names
     context = {"dataset": dataset, "ds": ds, "params": params, "seed": settings.seed}
     data = _data(context, lake)
@@ -117,6 +118,16 @@ def prepare(
         "airflow_run_id": airflow_run_id,
         "dag_id": dag_id,
     }
+
+
+def _check_selection_params(params: dict) -> None:
+    """Refuse a bad gate, weights or tuning mode before any model is trained, not after."""
+    from pipelines.training import pareto, tuning
+
+    if params["tune_mode"] not in tuning.MODES:
+        raise TrainingDataError(f"tune_mode must be one of {', '.join(tuning.MODES)}, got {params['tune_mode']!r}")
+    pareto.Gate.from_config(dict(params["gate"]))
+    pareto.check_weights(dict(params["pareto_weights"]))
 
 
 def train(context: dict, algorithm: str, settings: Settings | None = None) -> dict:
@@ -236,15 +247,24 @@ def _log(settings: Settings, context: dict, result: Evaluation, data) -> dict:
             (plots.confusion(y, result.test_proba, result.name), "plots/confusion_matrix.png"),
             (plots.calibration(y, result.test_proba, result.name), "plots/calibration.png"),
         ):
-            mlflow.log_figure(fig, path)
+            _log_figure(fig, path)
         if result.oof is not None:
             _log_oof(result.oof, data.y_train)
         table = _importances(result.model, data, context["seed"])
         log_frame(table, "feature_importance.json")
-        mlflow.log_figure(plots.importances(table, result.name), "plots/feature_importance.png")
+        _log_figure(plots.importances(table, result.name), "plots/feature_importance.png")
         model_uri = _log_model(result.model, data)
         mlflow.set_tag("model_uri", model_uri)
     return {"mlflow_run_id": run_id, "model_uri": model_uri}
+
+
+def _log_figure(fig, path: str) -> None:
+    """Log a figure to the active run and free it (pyplot keeps every open figure alive)."""
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    mlflow.log_figure(fig, path)
+    plt.close(fig)
 
 
 def _run_tags(context: dict, name: str) -> dict:
@@ -339,7 +359,7 @@ def leaderboard(context: dict, records: list[dict], settings: Settings | None = 
         log_frame(board, "leaderboard.json")
         mlflow.log_text(board.to_csv(index=False), "leaderboard.csv")
         if len(ok):
-            mlflow.log_figure(plots.leaderboard(board), "plots/leaderboard.png")
+            _log_figure(plots.leaderboard(board), "plots/leaderboard.png")
             mlflow.log_metrics(
                 {"best_cv_roc_auc": float(best["cv_roc_auc"]), "best_test_roc_auc": float(best["test_roc_auc"])}
             )
@@ -436,7 +456,7 @@ def tune(context: dict, algorithm: str, settings: Settings | None = None) -> dic
             ),
             "tuning_trials.json",
         )
-        mlflow.log_figure(
+        _log_figure(
             tuning.convergence_figure([search], f"{algorithm}: {search.mode} search"), "plots/convergence.png"
         )
     return {**result.record(), **logged, "best_params": {k: str(v) for k, v in best.params.items()}}
@@ -444,7 +464,6 @@ def tune(context: dict, algorithm: str, settings: Settings | None = None) -> dic
 
 def select(context: dict, records: list[dict], settings: Settings | None = None) -> dict:
     """Pick one model: the rule-based gate, the Pareto front, then the weighted score (pipelines.training.pareto)."""
-    import matplotlib.pyplot as plt
     import mlflow
     import pandas as pd
 
@@ -466,12 +485,51 @@ def select(context: dict, records: list[dict], settings: Settings | None = None)
                 (pareto.plot_front_2d(table, gate=selection.gate, log_x=True), "selection/pareto_2d.png"),
                 (pareto.plot_front_3d(table), "selection/pareto_3d.png"),
             ):
-                mlflow.log_figure(fig, path)
-                plt.close(fig)
+                _log_figure(fig, path)
     return {
         "selected": selection.selected,
         "reason": selection.reason,
         "record": None if chosen is None else {k: _plain(v) for k, v in chosen.items()},
+    }
+
+
+SHAP_BACKGROUND = "shap/background.parquet"
+
+
+def explain(context: dict, selection: dict, settings: Settings | None = None) -> dict:
+    """SHAP for the selected model, on its own MLflow run: summary plots, mean |SHAP| table, background rows.
+
+    The background rows are what the serving API rebuilds the same explainer from.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    from pipelines.training import explain as shap_explain
+
+    if not selection["selected"]:
+        return {"explained": False, "reason": "no model was selected"}
+    settings, lake = _ctx(settings)
+    data, chosen = _data(context, lake), selection["record"]
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    model = mlflow.sklearn.load_model(chosen["model_uri"])
+    explainer = shap_explain.build_explainer(model, data.X_train, family=chosen["family"], seed=context["seed"])
+    table, figures = shap_explain.global_summary(explainer, data.X_test, seed=context["seed"])
+    with mlflow.start_run(run_id=chosen["mlflow_run_id"]), tempfile.TemporaryDirectory() as tmp:
+        log_frame(table, "shap/mean_abs_shap.json")
+        for kind, fig in figures.items():
+            _log_figure(fig, f"shap/{kind}.png")
+        mlflow.log_dict(explainer.describe(), "shap/explainer.json")
+        background = Path(tmp) / Path(SHAP_BACKGROUND).name
+        explainer.background.to_parquet(background, index=False)
+        mlflow.log_artifact(str(background), artifact_path=str(Path(SHAP_BACKGROUND).parent))
+    return {
+        "explained": True,
+        "algorithm": chosen["algorithm"],
+        "explainer": explainer.kind,
+        "output_space": explainer.output_space,
+        "top_features": table.head(5).to_dict("records"),
     }
 
 

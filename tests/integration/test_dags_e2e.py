@@ -94,7 +94,14 @@ def test_training_dag_leaves_a_leaderboard_and_nested_runs(airflow):
     lake = Lake(settings.lake_root)
     if "2026-01-01" not in lake.list_partitions(GOLD, "adult"):
         assert demo.run_dag(settings, env, "features", "2026-01-01").state == "success"
-    conf = {"algorithms": ["logreg", "lightgbm", "mlp_torch"], "cv_folds": 2, "sample_rows": 3000, "ds": "2026-01-01"}
+    conf = {
+        "algorithms": ["logreg", "lightgbm", "mlp_torch"],
+        "cv_folds": 2,
+        "sample_rows": 3000,
+        "ds": "2026-01-01",
+        "tune_top_k": 1,
+        "tune_calls": 3,
+    }
     result = demo.run_dag(settings, env, "training", "2026-01-01", conf=json.dumps(conf))
     assert result.state == "success", result.log
 
@@ -114,6 +121,33 @@ def test_training_dag_leaves_a_leaderboard_and_nested_runs(airflow):
     )
     assert len(parents) == 1
     children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'")
-    assert sorted(c.data.tags["algorithm"] for c in children) == sorted(board["algorithm"])
-    assert parents[0].data.tags["best_algorithm"] == board["algorithm"].iloc[0]
-    assert {"leaderboard.csv", "plots"} <= {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    best_base = board.loc[board["family"] != "ensemble", "algorithm"].iloc[0]
+    tuned = f"{best_base}_tuned"
+    assert sorted(c.data.tags["algorithm"] for c in children) == sorted([*board["algorithm"], tuned])
+    parent = parents[0]
+    assert parent.data.tags["best_algorithm"] == board["algorithm"].iloc[0]
+    assert {"leaderboard.csv", "plots", "selection", "registry"} <= {
+        a.path for a in client.list_artifacts(parent.info.run_id)
+    }
+
+    # Tuning: 3 trials nested under the tuned model's run, with a convergence plot.
+    tuned_run = next(c for c in children if c.data.tags["algorithm"] == tuned)
+    trials = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{tuned_run.info.run_id}'")
+    assert len(trials) == 3 and all("cv_roc_auc" in t.data.metrics for t in trials)
+    assert "plots/convergence.png" in {a.path for a in client.list_artifacts(tuned_run.info.run_id, "plots")}
+
+    # Selection, SHAP and the registry: the first run on this store promotes a champion.
+    selected = parent.data.tags["selected_algorithm"]
+    selected_run = next(c for c in children if c.data.tags["algorithm"] == selected)
+    shap = {a.path for a in client.list_artifacts(selected_run.info.run_id, "shap")}
+    assert {"shap/beeswarm.png", "shap/bar.png", "shap/mean_abs_shap.json", "shap/background.parquet"} <= shap
+    champion = client.get_model_version_by_alias("adult_classifier", "champion")
+    assert champion.tags["algorithm"] == selected and champion.tags["airflow_run_id"] == result.run_id
+
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow.server_url)
+    model = mlflow.pyfunc.load_model("models:/adult_classifier@champion")
+    gold = lake.read_partition(GOLD, "adult", "2026-01-01").to_pandas().head(20)
+    proba = model.predict(gold)  # raw gold rows, extra columns and all
+    assert len(proba) == 20
