@@ -351,6 +351,20 @@ def test_permutation_summary_is_capped_by_default(data, monkeypatch):
     assert seen == [explain.AGNOSTIC_SUMMARY_ROWS]
 
 
+def test_summary_time_budget_keeps_the_first_rows_at_least(data):
+    import matplotlib.pyplot as plt
+
+    frame, _ = data
+    explainer = explain.build_explainer(_model("xgboost", data), frame)
+    table, figures = explain.global_summary(explainer, frame, time_budget_s=1e-9)
+    assert f"{explain._PROBE_ROWS} rows" in figures["bar"].axes[0].get_title()
+    assert table["mean_abs_shap"].is_monotonic_decreasing
+    table, figures = explain.global_summary(explainer, frame, max_rows=100, time_budget_s=60)
+    assert "100 rows" in figures["beeswarm"].axes[0].get_title()
+    for fig in figures.values():
+        plt.close(fig)
+
+
 # -- argument errors, imports ------------------------------------------------------------------
 
 
