@@ -121,6 +121,12 @@ def _step(name: str, *args, **kwargs):
             description="Weights of the normalised objectives when choosing among the Pareto front.",
         ),
         "model_name": Param("", type="string", description="Registered model name (empty: <dataset>_classifier)."),
+        "explain_time_budget_s": Param(
+            120,
+            type="integer",
+            minimum=5,
+            description="SHAP global summary: explain test rows (up to 500) until this many seconds are spent.",
+        ),
         "promotion_margin": Param(
             0.001,
             type="number",

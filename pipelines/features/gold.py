@@ -38,6 +38,16 @@ def label_column(column: pa.ChunkedArray, positive: str) -> pa.Array:
     return pa.chunked_array(out, pa.int8()).combine_chunks() if out else pa.array([], pa.int8())
 
 
+def _plain_text(table: pa.Table) -> pa.Table:
+    """Dictionary-encoded text columns as plain strings: gold is what models and people read, and
+    pandas turns dictionaries into ``category``, which MLflow's signature checks refuse as input for
+    a string column. (Parquet still stores them dictionary-encoded on disk.)"""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(field.type.value_type))
+    return table
+
+
 def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: SplitSettings, seed: int) -> dict:
     if not contract.label:
         raise ContractError(
@@ -52,7 +62,7 @@ def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: Spl
     label = label_column(silver.column(contract.label), contract.positive)
     ids = silver.column(ROW_ID).to_numpy()
     splits = assign_split(ids, split, seed)
-    gold = silver.select([ROW_ID, *features]).append_column(LABEL, label).append_column(SPLIT, splits)
+    gold = _plain_text(silver.select([ROW_ID, *features])).append_column(LABEL, label).append_column(SPLIT, splits)
 
     label_np = label.to_numpy(zero_copy_only=False)
     codes = splits.indices.to_numpy()

@@ -34,6 +34,7 @@ DEFAULTS = {
     "pareto_weights": {"roc_auc": 0.4, "latency_p99_ms": 0.3, "complexity": 0.2, "interpretability": 0.1},
     "model_name": "",
     "promotion_margin": 0.001,
+    "explain_time_budget_s": 120,
 }
 
 
@@ -456,9 +457,7 @@ def tune(context: dict, algorithm: str, settings: Settings | None = None) -> dic
             ),
             "tuning_trials.json",
         )
-        _log_figure(
-            tuning.convergence_figure([search], f"{algorithm}: {search.mode} search"), "plots/convergence.png"
-        )
+        _log_figure(tuning.convergence_figure([search], f"{algorithm}: {search.mode} search"), "plots/convergence.png")
     return {**result.record(), **logged, "best_params": {k: str(v) for k, v in best.params.items()}}
 
 
@@ -514,8 +513,12 @@ def explain(context: dict, selection: dict, settings: Settings | None = None) ->
     data, chosen = _data(context, lake), selection["record"]
     mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
     model = mlflow.sklearn.load_model(chosen["model_uri"])
-    explainer = shap_explain.build_explainer(model, data.X_train, family=chosen["family"], seed=context["seed"])
-    table, figures = shap_explain.global_summary(explainer, data.X_test, seed=context["seed"])
+    explainer = shap_explain.build_explainer(
+        model, data.X_train, family=chosen["family"], features=data.columns, seed=context["seed"]
+    )
+    table, figures = shap_explain.global_summary(
+        explainer, data.X_test, seed=context["seed"], time_budget_s=float(context["params"]["explain_time_budget_s"])
+    )
     with mlflow.start_run(run_id=chosen["mlflow_run_id"]), tempfile.TemporaryDirectory() as tmp:
         log_frame(table, "shap/mean_abs_shap.json")
         for kind, fig in figures.items():
