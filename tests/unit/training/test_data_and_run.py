@@ -143,3 +143,21 @@ def test_prepare_refuses_ensembles_and_bad_folds(tmp_path, lake):
         run.prepare("toy", {"algorithms": ["voting"]}, "training", "r", logical_ds="2026-01-01", settings=settings)
     with pytest.raises(TrainingDataError, match="cv_folds must be at least 2"):
         run.prepare("toy", {"cv_folds": 1}, "training", "r", logical_ds="2026-01-01", settings=settings)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"tune_mode": "annealing"}, "tune_mode must be one of bayes, random, grid"),
+        ({"gate": {"cv_roc_auc": "about 0.9"}}, "cv_roc_auc"),
+        ({"pareto_weights": {"roc_auc": -1}}, "roc_auc"),
+        ({"pareto_weights": {"speed": 1}}, "speed"),
+    ],
+)
+def test_prepare_refuses_bad_selection_params_before_training(tmp_path, lake, params, message):
+    from pipelines.errors import DataError
+
+    settings = load_settings({"MLP_LAKE_ROOT": lake.root_uri, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"})
+    _write(lake, _gold(), "2026-01-01")
+    with pytest.raises(DataError, match=message):  # DataError: the task fails at once, no retries
+        run.prepare("toy", params, "training", "r", logical_ds="2026-01-01", settings=settings)
