@@ -20,7 +20,7 @@ from tests.integration.isolation import isolated_environ
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-DS = "2026-01-01"
+DS, LAST = "2026-01-01", "2026-01-04"  # ratings of the first demo day; recommendations on the last
 MODELS = ["popularity", "item_knn", "bayesian_mf", "two_tower"]  # one per family keeps the test short
 
 
@@ -52,20 +52,22 @@ def test_recommendation_dag_end_to_end(airflow):
     # the same DAG and date, and the features DAG itself is tested in test_dags_e2e.py.
     result = demo.run_dag(settings, env, "features", DS, conf=json.dumps({"dataset": cfg.ratings}))
     assert result.state == "success", result.log
-    for dataset in (cfg.items, cfg.users):
-        features.run(dataset, DS, settings=settings)
+    for dataset in (cfg.items, cfg.users):  # all four demo days: every movie and every user
+        for ds in demo.demo_dates(settings):
+            features.run(dataset, ds, settings=settings)
     ratings = lake.read_partition(GOLD, cfg.ratings, DS).to_pandas()
-    users_table = lake.read_partition(GOLD, cfg.users, DS).to_pandas()
+    users_table = pd.concat([lake.read_partition(GOLD, cfg.users, ds).to_pandas() for ds in demo.demo_dates(settings)])
+    assert len(users_table) == 943
     assert 20_000 < len(ratings) < 30_000
 
     conf = {"models": MODELS, "cv_folds": 2, "max_epochs": 3, "top_n": 5}  # quick: 2 folds, at most 3 iterations
-    result = demo.run_dag(settings, env, "recommendation", DS, conf=json.dumps(conf))
+    result = demo.run_dag(settings, env, "recommendation", LAST, conf=json.dumps(conf))
     assert result.state == "success", result.log
 
     # Every model ran as a mapped task of the run and is on the leaderboard, ranked by NDCG@10.
     evaluated = [r for r in _task_rows(settings, result.run_id) if r[0] == "evaluate"]
     assert sorted(r[1] for r in evaluated) == list(range(len(MODELS))) and all(r[2] == "success" for r in evaluated)
-    board = lake.read_partition(GOLD, leaderboard_dataset(cfg.ratings), DS).to_pandas()
+    board = lake.read_partition(GOLD, leaderboard_dataset(cfg.ratings), LAST).to_pandas()
     assert sorted(board["model"]) == sorted(MODELS)
     assert (board["status"] == "ok").all(), board[["model", "reason"]]
     assert board["ndcg_at_10"].is_monotonic_decreasing
@@ -102,10 +104,10 @@ def test_recommendation_dag_end_to_end(airflow):
     assert (stranger["source"] == "popular").all() and len(stranger) == 4
 
     # Every user (with ratings or only in the user table) has top_n recommendations in gold.
-    top = lake.read_partition(GOLD, recommendations_dataset(cfg.ratings), DS).to_pandas()
+    top = lake.read_partition(GOLD, recommendations_dataset(cfg.ratings), LAST).to_pandas()
     everyone = set(ratings[USER_ID]) | set(users_table[USER_ID])
     assert set(top[USER_ID]) == everyone
     assert (top.groupby(USER_ID).size() == conf["top_n"]).all()
     no_history = set(users_table[USER_ID]) - set(ratings[USER_ID])
     assert (top.loc[top[USER_ID].isin(no_history), "source"] == "popular").all()
-    assert top["title"].notna().mean() > 0.1  # titles joined from the item table (a quarter of the items landed)
+    assert top["title"].notna().all()  # titles joined from the item table
