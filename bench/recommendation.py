@@ -9,8 +9,9 @@ What it measures:
   rate). Headline: the best 5-fold RMSE and the best NDCG@10 (targets <= 0.91 and >= 0.44;
   published: SVD 0.934, SVD++ 0.919; BPR 0.442).
 - speed and memory, per model, on MovieLens 100k and on a synthetic set of MovieLens-1M size
-  (6,000 users, 4,000 items, 1,000,000 ratings; skewed activity and popularity, 1..5 stars from
-  biases + a rank-10 taste + noise: ``pipelines.recommendation.data.synthetic_ratings``): the fit
+  (6,000 users, 4,000 items, 1,000,000 ratings; skewed activity and popularity, users pick items
+  that suit a rank-10 taste, 1..5 stars from biases + taste + noise:
+  ``pipelines.recommendation.data.synthetic_ratings``): the fit
   on all ratings, then the top-10 of every user (seen items excluded). Each model runs in a fresh
   interpreter (this script with ``--child``); its peak RSS comes from ``os.wait4`` after it exits.
   Headline at 1M: the best ranking model (the one the DAG registers).
@@ -98,7 +99,13 @@ def run_speed(name: str, size: str) -> dict:
     topn_s = time.perf_counter() - t0
     if len(top) != len(users) * TOP_N:
         raise RuntimeError(f"{name}: {len(top)} recommendations for {len(users)} users")
-    extra = {"epochs": model.n_epochs_, "best_epoch": model.best_epoch_} if hasattr(model, "n_epochs_") else {}
+    extra = {}
+    if hasattr(model, "n_epochs_"):  # early stopping: how many epochs the fit took
+        extra = {
+            "epochs": model.n_epochs_,
+            "best_epoch": model.best_epoch_,
+            "s_per_epoch": round(fit_s / model.n_epochs_, 2),
+        }
     return {
         "ratings": len(ratings),
         "users": len(users),

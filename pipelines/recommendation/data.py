@@ -183,34 +183,47 @@ def clean_ratings(frame: pd.DataFrame, dataset: str = "ratings") -> tuple[pd.Dat
 
 
 def synthetic_ratings(n_users: int, n_items: int, n_ratings: int, seed: int = 0, factors: int = 10) -> pd.DataFrame:
-    """MovieLens-like ratings: skewed activity and popularity, 1..5 stars from biases + a low-rank taste + noise."""
-    rng = np.random.default_rng(seed)
-    activity = rng.lognormal(0.0, 1.0, n_users)
-    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.9
-    popularity = popularity[rng.permutation(n_items)]
+    """MovieLens-like ratings: skewed activity and popularity, people choose what suits their taste.
+
+    Each user has a lognormal number of ratings (at least 1); which items they rate is drawn
+    without replacement with odds ``popularity x exp(3 x taste)`` (Gumbel top-k), taste being a
+    rank-``factors`` product; the stars are ``3.6 + user bias + item bias + taste + noise``,
+    rounded to 1..5. Generated block by block of users, so memory stays small.
+    """
     if n_ratings > n_users * n_items // 2:
         raise ValueError(f"{n_ratings} ratings would fill over half of {n_users} users x {n_items} items")
-    key = np.zeros(0, dtype=np.int64)
-    for _ in range(50):  # draw (user, item) pairs until enough distinct ones
-        n_draw = int(1.3 * (n_ratings - len(key))) + 1000
-        users = rng.choice(n_users, n_draw, p=activity / activity.sum())
-        items = rng.choice(n_items, n_draw, p=popularity / popularity.sum())
-        key = np.unique(np.concatenate([key, users.astype(np.int64) * n_items + items]))
-        if len(key) >= n_ratings:
-            break
-    else:
-        raise ValueError(f"could not draw {n_ratings} distinct pairs from {n_users} users x {n_items} items")
-    key = rng.choice(key, n_ratings, replace=False)
-    u, i = key // n_items, key % n_items
+    rng = np.random.default_rng(seed)
     P, Q = rng.normal(0, 0.35, (n_users, factors)), rng.normal(0, 0.35, (n_items, factors))
-    raw = 3.6 + rng.normal(0, 0.35, n_users)[u] + rng.normal(0, 0.45, n_items)[i] + np.einsum("nf,nf->n", P[u], Q[i])
-    rating = np.clip(np.rint(raw + rng.normal(0, 0.8, n_ratings)), 1, 5)
+    user_bias, item_bias = rng.normal(0, 0.35, n_users), rng.normal(0, 0.45, n_items)
+    log_popularity = -0.9 * np.log(np.arange(1, n_items + 1))[rng.permutation(n_items)]
+    activity = rng.lognormal(0.0, 1.0, n_users)
+    counts = np.clip(np.floor(activity / activity.sum() * n_ratings), 1, n_items // 2).astype(np.int64)
+    while counts.sum() != n_ratings:  # top up (or trim) to exactly n_ratings, a rating at a time per user
+        diff = n_ratings - int(counts.sum())
+        room = np.flatnonzero(counts < n_items // 2) if diff > 0 else np.flatnonzero(counts > 1)
+        pick = rng.choice(room, min(abs(diff), len(room)), replace=False)
+        counts[pick] += 1 if diff > 0 else -1
+    users, items, tastes = [], [], []
+    block = max(1, 2_000_000 // n_items)
+    for start in range(0, n_users, block):
+        stop = min(start + block, n_users)
+        taste = P[start:stop] @ Q.T
+        keys = log_popularity + 3.0 * taste + rng.gumbel(size=taste.shape)
+        order = np.argsort(-keys, axis=1)
+        chosen = np.arange(n_items)[None, :] < counts[start:stop, None]
+        rows, cols = np.nonzero(chosen)
+        picked = order[rows, cols]
+        users.append(rows + start)
+        items.append(picked)
+        tastes.append(taste[rows, picked])
+    u, i, taste = np.concatenate(users), np.concatenate(items), np.concatenate(tastes)
+    raw = 3.6 + user_bias[u] + item_bias[i] + taste + rng.normal(0, 0.8, len(u))
     return pd.DataFrame(
         {
             USER_ID: u + 1,
             ITEM_ID: i + 1,
-            RATING: rating,
-            TIMESTAMP: rng.integers(9.5e8, 1.05e9, n_ratings),
+            RATING: np.clip(np.rint(raw), 1, 5),
+            TIMESTAMP: rng.integers(9.5e8, 1.05e9, len(u)),
         }
     ).sort_values([USER_ID, ITEM_ID], ignore_index=True)
 
