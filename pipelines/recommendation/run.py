@@ -302,7 +302,10 @@ def register(context: dict, board: dict, settings: Settings | None = None) -> di
 
 
 def _promote(client, registered: str, version: str, score: float, k: int, gate: float) -> tuple[bool, str]:
-    """Champion when the gate passes and the score is at least the current champion's; else challenger."""
+    """Champion when the gate passes and the score beats the current champion's; else challenger.
+
+    Scores compare at the 6 decimals the version tag keeps, so a rerun that only ties stays challenger.
+    """
     from mlflow.exceptions import MlflowException
 
     current = None
@@ -313,9 +316,9 @@ def _promote(client, registered: str, version: str, score: float, k: int, gate: 
     elif (
         current is not None
         and str(current.version) != version
-        and score < float(current.tags.get(f"ndcg_at_{k}", "-inf"))
+        and round(score, 6) <= float(current.tags.get(f"ndcg_at_{k}", "-inf"))
     ):
-        why = f"ndcg_at_{k} {score:.4f} below the champion's (version {current.version}, {current.tags.get(f'ndcg_at_{k}')})"
+        why = f"ndcg_at_{k} {score:.4f} does not beat the champion's (version {current.version}, {current.tags.get(f'ndcg_at_{k}')})"
     else:
         client.set_registered_model_alias(registered, CHAMPION, version)
         return True, f"ndcg_at_{k} {score:.4f} passes the gate {gate}" + (

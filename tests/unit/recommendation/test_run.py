@@ -91,11 +91,14 @@ def test_steps_rank_register_and_publish(settings, monkeypatch):
     assert (top.loc[top[USER_ID].isin(never_rated), "source"] == "popular").all()
     assert top["title"].str.startswith("Film").all()
 
-    # A later model that scores below the champion is registered as the challenger only.
+    # A later model below the gate, or one that only ties the champion, is registered as the challenger only.
     worse = {**board, "best_model": "popularity", "best_ndcg_at_10": 0.0}
     second = run.register(context, worse, settings=settings)
     assert second["alias"] == CHALLENGER and "below the gate" in second["reason"]
+    tie = run.register(context, board, settings=settings)
+    assert tie["alias"] == CHALLENGER and "does not beat the champion's" in tie["reason"]
     assert str(client.get_model_version_by_alias("recommender", CHAMPION).version) == registered["version"]
+    assert str(client.get_model_version_by_alias("recommender", CHALLENGER).version) == tie["version"]
 
 
 def test_gold_events_of_other_datasets_skip_the_run(settings):
