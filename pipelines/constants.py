@@ -29,3 +29,6 @@ TRAIN, VALID, TEST = "train", "valid", "test"
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 DEFAULT_SEED = 42
+
+# Canonical columns of rating data in the recommendation package and its gold outputs.
+USER_ID, ITEM_ID, RATING, TIMESTAMP = "user_id", "item_id", "rating", "timestamp"

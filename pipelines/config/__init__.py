@@ -82,6 +82,36 @@ class DemoSettings:
 
 
 @dataclass(frozen=True)
+class RatingColumns:
+    """Column names of the ratings dataset (the items and users tables use the same id names)."""
+
+    user: str = "user_id"
+    item: str = "movie_id"
+    rating: str = "rating"
+    timestamp: str = "timestamp"
+
+
+@dataclass(frozen=True)
+class RecommendationSettings:
+    ratings: str = "movielens_ratings"  # dataset with one row per rating
+    items: str = "movielens_items"  # optional item table ("" for none): titles and items nobody rated yet
+    users: str = "movielens_users"  # optional user table ("" for none): users with no ratings get popular items
+    columns: RatingColumns = field(default_factory=RatingColumns)
+    item_title: str = "movie_title"  # column of the item table shown next to recommendations ("" for none)
+    test_fraction: float = 0.25  # ranking protocol: share of each user's ratings held out
+    k: int = 10  # cut-off of precision/recall/NDCG/MAP@k
+    liked_min_rating: float = 4.0  # the secondary "liked" metrics count held-out ratings >= this as relevant
+    registered_model: str = "recommender"
+    promotion_min_ndcg: float = 0.1  # gate: the champion alias needs at least this NDCG@k
+
+    def __post_init__(self) -> None:
+        if not 0 < self.test_fraction < 1:
+            raise SettingsError(f"recommendation.test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.k < 1:
+            raise SettingsError(f"recommendation.k must be at least 1, got {self.k}")
+
+
+@dataclass(frozen=True)
 class WheelSpec:
     version: str
     filename: str
@@ -107,6 +137,7 @@ class Settings:
     demo: DemoSettings
     wheels: Mapping[str, WheelSpec]
     datasets: Mapping[str, DatasetSpec]
+    recommendation: RecommendationSettings = field(default_factory=RecommendationSettings)
 
     def dataset(self, name: str) -> DatasetSpec:
         try:
@@ -194,6 +225,8 @@ _NESTED = {
     ("Settings", "features"): FeatureSettings,
     ("Settings", "demo"): DemoSettings,
     ("FeatureSettings", "split"): SplitSettings,
+    ("Settings", "recommendation"): RecommendationSettings,
+    ("RecommendationSettings", "columns"): RatingColumns,
 }
 
 

@@ -54,6 +54,7 @@ class Contract:
     label: str | None = None
     positive: str | None = None
     drop: tuple[str, ...] = ()
+    unlabelled: bool = False  # gold without a label (ratings, dimension tables): features and split only
 
     @property
     def column_names(self) -> list[str]:
@@ -107,7 +108,10 @@ def parse_contract(spec: dict, where: str = "contract") -> Contract:
         label=snake_case(label["column"]) if label.get("column") else None,
         positive=str(label["positive"]) if "positive" in label else None,
         drop=tuple(snake_case(c) for c in gold.get("drop", [])),
+        unlabelled=bool(gold.get("unlabelled", False)),
     )
+    if contract.unlabelled and contract.label:
+        raise ContractError(f"{where}: gold.unlabelled is true but gold.label is set; keep one of them")
     for ref in [*contract.key, *([contract.label] if contract.label else []), *contract.drop]:
         if ref not in names:
             raise ContractError(f"{where}: {ref!r} is used as key/label/drop but is not a contract column")

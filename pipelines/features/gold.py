@@ -1,5 +1,8 @@
 """Gold: model-ready features, the label, and a split that never changes for a row.
 
+A contract with ``gold: {unlabelled: true}`` (ratings, dimension tables) gets gold without a
+label: the features and the split only.
+
 The split comes from a hash of the row id and the seed alone: a row lands in the same split
 in every run and on every machine, and each class is cut train/valid/test in the configured
 proportions (in expectation: the hash is uniform within every class).
@@ -49,27 +52,33 @@ def _plain_text(table: pa.Table) -> pa.Table:
 
 
 def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: SplitSettings, seed: int) -> dict:
-    if not contract.label:
+    if not contract.label and not contract.unlabelled:
         raise ContractError(
-            f"contract {contract.name!r} has no gold.label: add `gold: {{label: {{column: ..., positive: ...}}}}`"
+            f"contract {contract.name!r} has no gold.label: add `gold: {{label: {{column: ..., positive: ...}}}}`, "
+            "or `gold: {unlabelled: true}` for data without a label"
         )
     silver_manifest = lake.read_manifest(SILVER, dataset, ds)
     features = contract.features
+    wanted = [ROW_ID, *features, *([contract.label] if contract.label else [])]
     try:
-        silver = lake.read_partition(SILVER, dataset, ds, True, [ROW_ID, *features, contract.label])
+        silver = lake.read_partition(SILVER, dataset, ds, True, wanted)
     except (KeyError, pa.ArrowInvalid) as exc:
         raise ContractError(f"gold {dataset} {ds}: silver lacks a contract column ({exc}); rerun silver") from None
-    label = label_column(silver.column(contract.label), contract.positive)
     ids = silver.column(ROW_ID).to_numpy()
     splits = assign_split(ids, split, seed)
-    gold = _plain_text(silver.select([ROW_ID, *features])).append_column(LABEL, label).append_column(SPLIT, splits)
-
-    label_np = label.to_numpy(zero_copy_only=False)
     codes = splits.indices.to_numpy()
-    counts = {
-        name: {"rows": int((codes == i).sum()), "positives": int(label_np[codes == i].sum())}
-        for i, name in enumerate(SPLITS)
-    }
+    gold = _plain_text(silver.select([ROW_ID, *features]))
+    if contract.label:
+        label = label_column(silver.column(contract.label), contract.positive)
+        gold = gold.append_column(LABEL, label)
+        label_np = label.to_numpy(zero_copy_only=False)
+        counts = {
+            name: {"rows": int((codes == i).sum()), "positives": int(label_np[codes == i].sum())}
+            for i, name in enumerate(SPLITS)
+        }
+    else:
+        counts = {name: {"rows": int((codes == i).sum())} for i, name in enumerate(SPLITS)}
+    gold = gold.append_column(SPLIT, splits)
     kinds = {r.name: r.type for r in contract.columns}
     return lake.write_partition(
         GOLD,
@@ -81,8 +90,8 @@ def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: Spl
             "categorical": [f for f in features if kinds[f] in ("string", "bool")],
             "numeric": [f for f in features if kinds[f] in ("int", "float")],
             "dtypes": {f.name: str(f.type) for f in gold.schema},
-            "label": LABEL,
-            "label_source": {"column": contract.label, "positive": contract.positive},
+            "label": LABEL if contract.label else None,
+            "label_source": {"column": contract.label, "positive": contract.positive} if contract.label else None,
             "splits": counts,
             "split_fractions": {TRAIN: split.train, VALID: split.valid, TEST: split.test},
             "seed": seed,

@@ -55,3 +55,26 @@ def test_contract_without_label_is_refused(lake):
     c = parse_contract({"name": "nolabel", "columns": {"age": {"type": "int"}}})
     with pytest.raises(ContractError, match="no gold.label"):
         build_gold(lake, c, "people", DS, SPLIT_70, 1)
+
+
+def test_unlabelled_contract_gives_gold_without_a_label(lake):
+    c = parse_contract(
+        {
+            "name": "ratings",
+            "columns": {"user": {"type": "int"}, "item": {"type": "int"}, "rating": {"type": "float"}},
+            "gold": {"unlabelled": True},
+        }
+    )
+    rows = "user,item,rating\n" + "".join(f"{i % 7},{i % 11},{1 + i % 5}\n" for i in range(50))
+    m = _gold(lake, c, rows)
+    t = lake.read_partition(GOLD, "people", DS)
+    assert t.column_names == [ROW_ID, "user", "item", "rating", SPLIT]
+    assert m["label"] is None and m["features"] == ["user", "item", "rating"]
+    assert sum(s["rows"] for s in m["splits"].values()) == 50
+    assert all("positives" not in s for s in m["splits"].values())
+
+
+def test_unlabelled_and_a_label_together_are_refused():
+    spec = {"columns": {"a": {"type": "int"}}, "gold": {"unlabelled": True, "label": {"column": "a", "positive": 1}}}
+    with pytest.raises(ContractError, match="unlabelled is true but gold.label is set"):
+        parse_contract(spec)

@@ -40,3 +40,9 @@ def test_quality_run_is_logged_once_per_airflow_run(settings, tmp_path):
     assert run.data.tags["gold_content_hash"] == "abc" and run.data.tags["ds"] == "2026-01-01"
     assert run.info.artifact_uri.startswith((tmp_path / "state" / "mlflow" / "artifacts").as_uri())
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_unlabelled_gold_logs_no_positive_rate(settings):
+    gold = {**MANIFESTS["gold"], "splits": {"train": {"rows": 6}, "valid": {"rows": 1}, "test": {"rows": 1}}}
+    run = mlflow.get_run(log_feature_quality(settings, {**MANIFESTS, "gold": gold}, "manual__3"))
+    assert run.data.metrics["train_rows"] == 6 and "train_positive_rate" not in run.data.metrics
