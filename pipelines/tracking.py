@@ -69,7 +69,11 @@ def log_feature_quality(settings: Settings, manifests: dict[str, dict], airflow_
             "duplicates": silver.get("duplicates", 0),
             "gold_rows": gold["rows"],
             **{f"{name}_rows": s["rows"] for name, s in gold["splits"].items()},
-            **{f"{name}_positive_rate": s["positives"] / max(s["rows"], 1) for name, s in gold["splits"].items()},
+            **{
+                f"{name}_positive_rate": s["positives"] / max(s["rows"], 1)
+                for name, s in gold["splits"].items()
+                if "positives" in s  # binary labels only
+            },
         }
         mlflow.log_metrics(metrics)
         for layer, manifest in manifests.items():

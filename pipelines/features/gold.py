@@ -3,6 +3,12 @@
 The split comes from a hash of the row id and the seed alone: a row lands in the same split
 in every run and on every machine, and each class is cut train/valid/test in the configured
 proportions (in expectation: the hash is uniform within every class).
+
+A time series (a contract with ``gold.time``) is different: gold is ordered by time, and the
+split follows time (the oldest labelled rows train, the newest test), since a shuffled split
+would let a model learn from the future. Rows without a label (a plan: future dates with
+their planned drivers) keep a null split. A label without a ``positive`` class is numeric
+and kept as its value.
 """
 
 from __future__ import annotations
@@ -38,6 +44,15 @@ def label_column(column: pa.ChunkedArray, positive: str) -> pa.Array:
     return pa.chunked_array(out, pa.int8()).combine_chunks() if out else pa.array([], pa.int8())
 
 
+def time_split(labelled: np.ndarray, split: SplitSettings) -> pa.DictionaryArray:
+    """train/valid/test in time order over the labelled rows (rows already sorted by time); null when unlabelled."""
+    n = int(labelled.sum())
+    rank = np.cumsum(labelled) - 1  # position among the labelled rows
+    cut_train, cut_valid = round(n * split.train), round(n * (split.train + split.valid))
+    code = np.where(rank < cut_train, 0, np.where(rank < cut_valid, 1, 2)).astype(np.int8)
+    return pa.DictionaryArray.from_arrays(pa.array(code, mask=~labelled), pa.array(SPLITS))
+
+
 def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: SplitSettings, seed: int) -> dict:
     if not contract.label:
         raise ContractError(
@@ -45,22 +60,40 @@ def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: Spl
         )
     silver_manifest = lake.read_manifest(SILVER, dataset, ds)
     features = contract.features
+    time = [contract.time] if contract.time else []
     try:
-        silver = lake.read_partition(SILVER, dataset, ds, True, [ROW_ID, *features, contract.label])
+        silver = lake.read_partition(SILVER, dataset, ds, True, [ROW_ID, *time, *features, contract.label])
     except (KeyError, pa.ArrowInvalid) as exc:
         raise ContractError(f"gold {dataset} {ds}: silver lacks a contract column ({exc}); rerun silver") from None
-    label = label_column(silver.column(contract.label), contract.positive)
+    if contract.time:
+        silver = silver.sort_by([(contract.time, "ascending")])
+    numeric_label = contract.positive is None
+    if numeric_label:
+        label = pc.cast(silver.column(contract.label), pa.float64()).combine_chunks()
+    else:
+        label = label_column(silver.column(contract.label), contract.positive)
     ids = silver.column(ROW_ID).to_numpy()
-    splits = assign_split(ids, split, seed)
-    gold = silver.select([ROW_ID, *features]).append_column(LABEL, label).append_column(SPLIT, splits)
-
     label_np = label.to_numpy(zero_copy_only=False)
-    codes = splits.indices.to_numpy()
-    counts = {
-        name: {"rows": int((codes == i).sum()), "positives": int(label_np[codes == i].sum())}
-        for i, name in enumerate(SPLITS)
-    }
+    labelled = ~_isnull(label_np)
+    splits = time_split(labelled, split) if contract.time else assign_split(ids, split, seed)
+    gold = silver.select([ROW_ID, *time, *features]).append_column(LABEL, label).append_column(SPLIT, splits)
+
+    codes = splits.indices.to_numpy(zero_copy_only=False)
+    counts = {}
+    for i, name in enumerate(SPLITS):
+        rows = labelled & (codes == i)
+        counts[name] = {"rows": int(rows.sum())}
+        if not numeric_label:
+            counts[name]["positives"] = int(label_np[rows].sum())
     kinds = {r.name: r.type for r in contract.columns}
+    extra = {}
+    if contract.time:
+        times = silver.column(contract.time)
+        extra = {
+            "time": contract.time,
+            "time_range": [str(pc.min(times).as_py()), str(pc.max(times).as_py())],
+            "unlabelled_rows": int((~labelled).sum()),
+        }
     return lake.write_partition(
         GOLD,
         dataset,
@@ -73,9 +106,21 @@ def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: Spl
             "dtypes": {f.name: str(f.type) for f in gold.schema},
             "label": LABEL,
             "label_source": {"column": contract.label, "positive": contract.positive},
+            "label_kind": "numeric" if numeric_label else "binary",
             "splits": counts,
             "split_fractions": {TRAIN: split.train, VALID: split.valid, TEST: split.test},
+            "split_by": "time" if contract.time else "row hash",
+            **extra,
             "seed": seed,
             "silver_content_hash": silver_manifest["content_hash"],
         },
     )
+
+
+def _isnull(values: np.ndarray) -> np.ndarray:
+    """Null mask of a numpy array converted from Arrow (NaN for floats, None for objects)."""
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    if values.dtype.kind == "O":
+        return np.array([v is None for v in values], dtype=bool)
+    return np.zeros(len(values), dtype=bool)
