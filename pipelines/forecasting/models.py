@@ -30,7 +30,11 @@ from pipelines.forecasting.windows import from_relative, relative_mode, to_relat
 
 
 class Forecaster(BaseEstimator):
-    """Base: checks shared by every model; subclasses implement ``_fit`` and ``_predict``."""
+    """Base: checks shared by every model; subclasses implement ``_fit`` and ``_predict``.
+
+    Learned: ``n_train_days_``, and ``constant_`` (the value of a constant training target, which
+    is then forecast as it is without fitting anything; None otherwise).
+    """
 
     min_history = 1  # days of history ``predict`` needs
 
@@ -42,7 +46,11 @@ class Forecaster(BaseEstimator):
     def fit(self, history: pd.DataFrame):
         self._check_history(history)
         self.n_train_days_ = len(history)
-        self._fit(history)
+        y = self._target(history)
+        # A constant target has nothing to learn (and breaks scalers and likelihoods): forecast the constant.
+        self.constant_ = float(y[-1]) if len(y) and np.ptp(y) == 0 else None
+        if self.constant_ is None:
+            self._fit(history)
         return self
 
     def predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
@@ -59,8 +67,9 @@ class Forecaster(BaseEstimator):
         missing = [c for c in self.spec.known if c not in future.columns or future[c].isna().any()]
         if missing:
             raise ValueError(f"future rows need values for the known covariate(s) {missing}")
-        out = np.asarray(self._predict(history, future), dtype=np.float64)[: len(future)]
-        return out
+        if self.constant_ is not None:
+            return np.full(len(future), self.constant_)
+        return np.asarray(self._predict(history, future), dtype=np.float64)[: len(future)]
 
     def _check_history(self, history: pd.DataFrame) -> None:
         columns = [self.spec.target, *self.spec.covariates]
@@ -145,14 +154,10 @@ class Sarimax(Forecaster):
         history = history.iloc[-int(self.max_train_days) :]
         y = self._target(history)
         self.log_ = bool(np.all(y > 0))
-        self.constant_ = float(y[-1]) if np.ptp(y) == 0 else None
         known = history[list(self.spec.known)]
         self.exog_columns_ = [c for c in self.spec.known if known[c].std() > 0]  # a constant input is singular
         self.exog_mean_ = known[self.exog_columns_].mean().to_numpy()
         self.exog_scale_ = known[self.exog_columns_].std().to_numpy()
-        if self.constant_ is not None:
-            self.params_ = None
-            return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence chatter; the backtest judges the result
             self.params_ = self._model(history).fit(disp=False, maxiter=int(self.maxiter)).params
@@ -160,8 +165,6 @@ class Sarimax(Forecaster):
     def _predict(self, history, future):
         import warnings
 
-        if self.constant_ is not None:
-            return np.full(len(future), self.constant_)
         history = history.iloc[-int(self.max_train_days) :]
         exog = self._exog(future) if self.exog_columns_ else None
         with warnings.catch_warnings():

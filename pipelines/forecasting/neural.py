@@ -6,7 +6,8 @@ window's past level and scaled by a spread fitted on the training windows. Both 
 with an LSTM (``batch_first=True``); ``lstm_transformer`` then runs a Transformer encoder over
 the LSTM's outputs, also ``batch_first=True`` so it takes them as they come (batch, time,
 features), letting every future day attend to every day of the window. A linear head maps each
-future step to its forecast.
+future step to its forecast. (So the transformer's forecast of a day can depend on the known
+drivers of later days of the horizon; asked for fewer days, it repeats the last given day's.)
 
 Training: Adam on the mean squared error, mini-batches in a seeded order, early stopping on the
 newest windows of the training part (a horizon-long gap keeps their targets out of training),

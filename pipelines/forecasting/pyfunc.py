@@ -3,13 +3,13 @@
 Input: one DataFrame, a row per day: the time column, the target, and the covariates. Rows
 with a target are the history (consecutive days, at least ``min_history`` of them); the rows
 after the last of them are the days to forecast (at most ``horizon``), with their known
-covariates filled and the target and past-only covariates left empty. Output: the time column
+covariates filled and the target and past-only covariates left empty (they are unknown
+there). Output: the time column
 and ``forecast`` for each day to forecast.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
@@ -41,14 +41,11 @@ def split_input(frame: pd.DataFrame, spec: SeriesSpec, horizon: int, min_history
     """(history, future) out of one input frame, refusing what the model cannot use and saying why."""
     if not isinstance(frame, pd.DataFrame):
         raise ForecastInputError(f"expected a pandas DataFrame, got {type(frame).__name__}")
-    needed = [spec.time, spec.target, *spec.known]
+    needed = [spec.time, spec.target, *spec.covariates]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
-        raise ForecastInputError(f"input lacks column(s) {missing}; it needs {needed} and may add {list(spec.past)}")
+        raise ForecastInputError(f"input lacks column(s) {missing}; it needs {needed}")
     frame = frame.copy()
-    for col in spec.past:
-        if col not in frame.columns:
-            frame[col] = np.nan
     frame[spec.time] = pd.to_datetime(frame[spec.time]).dt.normalize()
     frame = frame.sort_values(spec.time).set_index(spec.time)
     if frame.index.has_duplicates:

@@ -434,7 +434,7 @@ def register(settings: Settings, context: dict, board: pd.DataFrame, best: pd.Se
             "model": best["model"],
             "dataset": context["dataset"],
             "ds": context["ds"],
-            RANK_METRIC: f"{mase:.6f}",
+            RANK_METRIC: repr(mase),  # full precision: compared again below
             "backtest_key": backtest_key,
             "gold_content_hash": context["gold_content_hash"],
             "airflow_run_id": context["airflow_run_id"],
