@@ -46,7 +46,7 @@ class NeuralForecaster(Forecaster):
         dropout=0.1,
         heads=2,
         lr=5e-4,
-        batch_size=64,
+        batch_size=32,
         max_epochs=60,
         patience=6,
         validation_fraction=0.15,
@@ -101,7 +101,7 @@ class NeuralForecaster(Forecaster):
             net = self._network(torch)
             self.n_parameters_ = int(sum(p.numel() for p in net.parameters()))
             optimiser = torch.optim.Adam(net.parameters(), lr=float(self.lr))
-            loss_fn = torch.nn.MSELoss()
+            loss_fn = torch.nn.HuberLoss(delta=1.0)
             xt, zt = torch.from_numpy(x), torch.from_numpy(z)
             order_gen = torch.Generator().manual_seed(int(self.seed))
             history_, best, best_epoch, best_state, waited = [], np.inf, 0, None, 0

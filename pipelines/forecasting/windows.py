@@ -3,7 +3,9 @@
 Nothing here shuffles time. Scalers are fitted on the training part only and reused as they
 are on later days. A window is ``seq_len`` past days followed by ``horizon`` future days: the
 future part carries the known covariates and the calendar, never the target (it is zero there,
-with a flag saying so), so a model cannot see what it must predict.
+with a flag saying so), so a model cannot see what it must predict. Every day of the window also
+carries the target of the same weekday a year before (364 days, so always in the past when the
+horizon is shorter than that), with a flag for days that have one.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.forecasting.data import SeriesSpec
+from pipelines.forecasting.data import ORIGIN_LAG, SeriesSpec
 
 
 def calendar(index: pd.DatetimeIndex) -> np.ndarray:
@@ -63,90 +65,104 @@ def from_relative(r: np.ndarray, level: np.ndarray, mode: str) -> np.ndarray:
 
 @dataclass
 class WindowSpec:
-    """How neural windows are cut and scaled; fitted once on the training history."""
+    """How neural windows are cut and scaled; fitted once, on the training history only.
+
+    The target and every covariate enter relative to their own mean over the window's past part
+    (a ratio for positive series, a difference otherwise), then divided by a spread fitted on the
+    training windows. So a trend in sales or budgets never pushes inputs outside what training saw.
+    """
 
     spec: SeriesSpec
     seq_len: int
     horizon: int
     mode: str
-    known: Scaler
-    past: Scaler
+    cov_modes: tuple[str, ...]
+    cov_scale: np.ndarray
     target_scale: float
 
     @property
     def n_features(self) -> int:
-        return 2 + len(self.spec.known) + len(self.spec.past) + 11
+        return 4 + len(self.spec.covariates) + 11
 
     @classmethod
     def fit(cls, history: pd.DataFrame, spec: SeriesSpec, seq_len: int, horizon: int) -> WindowSpec:
         y = history[spec.target].to_numpy(np.float64)
-        mode = relative_mode(y)
-        ws = cls(
-            spec,
-            seq_len,
-            horizon,
-            mode,
-            Scaler.fit(history[list(spec.known)].to_numpy()),
-            Scaler.fit(history[list(spec.past)].to_numpy()),
-            1.0,
-        )
+        cov = history[spec.covariates].to_numpy(np.float64)
+        modes = tuple(relative_mode(cov[:, j]) for j in range(cov.shape[1]))
+        ws = cls(spec, seq_len, horizon, relative_mode(y), modes, np.ones(cov.shape[1]), 1.0)
         starts = np.arange(0, len(history) - seq_len - horizon + 1)
         if len(starts):
-            level = ws.levels(y, starts)
-            full = np.lib.stride_tricks.sliding_window_view(y, seq_len + horizon)[starts]
-            rel = to_relative(full, level[:, None], mode)
-            std = float(rel.std())
-            ws.target_scale = std if std > 1e-12 else 1.0
+            yw, _, covw, _ = ws._raw(history, starts)
+            _, rel_y, rel_cov = ws._relative(yw, covw)
+            ws.target_scale = _spread(rel_y.ravel())
+            ws.cov_scale = np.array([_spread(rel_cov[..., j].ravel()) for j in range(cov.shape[1])])
         return ws
-
-    def levels(self, y: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        """Mean of each window's past part: the scale its target is read and predicted in."""
-        c = np.concatenate([[0.0], np.cumsum(y)])
-        level = (c[starts + self.seq_len] - c[starts]) / self.seq_len
-        if self.mode == "ratio":
-            level = np.where(level > 1e-9, level, 1.0)
-        return level
-
-    def day_features(self, known: np.ndarray, past: np.ndarray, index: pd.DatetimeIndex) -> np.ndarray:
-        """Scaled covariates and calendar, one row per day (past covariates may hold NaN in the future)."""
-        return np.hstack([self.known.transform(known), self.past.transform(past), calendar(index)])
 
     def windows(self, history: pd.DataFrame, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Training windows at the given start positions: inputs (n, L+H, F), targets (n, H), levels (n,)."""
-        spec, L, H = self.spec, self.seq_len, self.horizon
-        y = history[spec.target].to_numpy(np.float64)
-        days = self.day_features(
-            history[list(spec.known)].to_numpy(), history[list(spec.past)].to_numpy(), history.index
-        )
-        level = self.levels(y, starts)
-        yw = np.lib.stride_tricks.sliding_window_view(y, L + H)[starts]
-        z = to_relative(yw, level[:, None], self.mode) / self.target_scale
-        feats = np.lib.stride_tricks.sliding_window_view(days, L + H, axis=0)[starts].transpose(0, 2, 1)
-        x = self._assemble(z[:, :L], feats)
-        return x.astype(np.float32), z[:, L:].astype(np.float32), level
+        return self._encode(*self._raw(history, starts))
 
     def one_window(self, history: pd.DataFrame, future: pd.DataFrame) -> tuple[np.ndarray, float]:
         """The input window to forecast the days of ``future`` (known covariates) after ``history``."""
         spec, L, H = self.spec, self.seq_len, self.horizon
-        past_part = history.iloc[-L:]
-        y = past_part[spec.target].to_numpy(np.float64)
-        days_past = self.day_features(
-            past_part[list(spec.known)].to_numpy(), past_part[list(spec.past)].to_numpy(), past_part.index
-        )
-        fut_index = pd.date_range(history.index[-1] + pd.Timedelta(days=1), periods=H, freq="D")
-        known_future = future[list(spec.known)].reindex(fut_index).ffill().to_numpy(np.float64)
-        days_future = self.day_features(known_future, np.zeros((H, len(spec.past))), fut_index)
-        level = float(self.levels(np.concatenate([y, np.zeros(H)]), np.array([0]))[0])
-        z = to_relative(y, level, self.mode) / self.target_scale
-        x = self._assemble(z[None, :], np.vstack([days_past, days_future])[None])
-        return x.astype(np.float32), level
+        past = history.iloc[-L:]
+        days = past.index.append(pd.date_range(history.index[-1] + pd.Timedelta(days=1), periods=H, freq="D"))
+        frame = past[[spec.target, *spec.covariates]].reindex(days)
+        known = future[list(spec.known)].reindex(days[L:]).ffill()  # fewer days given: the last one repeats
+        frame.loc[days[L:], list(spec.known)] = known.to_numpy()
+        yw = frame[spec.target].to_numpy(np.float64)[None]
+        lagw = history[spec.target].reindex(days - pd.Timedelta(days=ORIGIN_LAG)).to_numpy(np.float64)[None]
+        covw = frame[spec.covariates].to_numpy(np.float64)[None]
+        x, _, level = self._encode(yw, lagw, covw, calendar(days)[None])
+        return x, float(level[0])
 
-    def _assemble(self, z_past: np.ndarray, feats: np.ndarray) -> np.ndarray:
-        """Per step: [target (0 in the future), is-future flag, known, past (0 in the future), calendar]."""
-        n, L, H = len(z_past), self.seq_len, self.horizon
-        k, p = len(self.spec.known), len(self.spec.past)
-        target = np.concatenate([z_past, np.zeros((n, H))], axis=1)[..., None]
+    def _raw(self, history: pd.DataFrame, starts: np.ndarray):
+        """Target, last year's target, covariates and calendar of each window: (n, W), (n, W), (n, W, C), (n, W, 11)."""
+        spec, W = self.spec, self.seq_len + self.horizon
+        view = np.lib.stride_tricks.sliding_window_view
+        y = history[spec.target].to_numpy(np.float64)
+        lagged = np.concatenate([np.full(ORIGIN_LAG, np.nan), y])[: len(y)]
+        cov = history[spec.covariates].to_numpy(np.float64)
+        cal = calendar(history.index)
+        return (
+            view(y, W)[starts],
+            view(lagged, W)[starts],
+            view(cov, W, axis=0)[starts].transpose(0, 2, 1),
+            view(cal, W, axis=0)[starts].transpose(0, 2, 1),
+        )
+
+    def _relative(self, yw: np.ndarray, covw: np.ndarray):
+        L = self.seq_len
+        level = yw[:, :L].mean(axis=1)
+        if self.mode == "ratio":
+            level = np.where(level > 1e-9, level, 1.0)
+        rel_y = to_relative(yw, level[:, None], self.mode)
+        rel_cov = np.empty_like(covw)
+        for j, mode in enumerate(self.cov_modes):
+            c_level = covw[:, :L, j].mean(axis=1)
+            if mode == "ratio":
+                c_level = np.where(c_level > 1e-9, c_level, 1.0)
+            rel_cov[..., j] = to_relative(covw[..., j], c_level[:, None], mode)
+        return level, rel_y, rel_cov
+
+    def _encode(self, yw, lagw, covw, calw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per step: [target (0 in the future), is-future flag, last year's target, has-last-year flag,
+        covariates (past-only ones 0 in the future), calendar]; plus the future targets and the levels."""
+        n, L, H = len(yw), self.seq_len, self.horizon
+        level, rel_y, rel_cov = self._relative(yw, covw)
+        z = rel_y / self.target_scale
+        z_year = to_relative(lagw, level[:, None], self.mode) / self.target_scale
+        covs = rel_cov / self.cov_scale
+        covs[:, L:, len(self.spec.known) :] = 0.0  # past-only covariates are unknown over the horizon
+        target = np.concatenate([z[:, :L], np.zeros((n, H))], axis=1)[..., None]
         flag = np.concatenate([np.zeros((n, L)), np.ones((n, H))], axis=1)[..., None]
-        feats = feats.copy()
-        feats[:, L:, k : k + p] = 0.0  # past-only covariates are unknown over the horizon
-        return np.concatenate([target, flag, np.nan_to_num(feats)], axis=2)
+        x = np.concatenate(
+            [target, flag, np.nan_to_num(z_year)[..., None], (~np.isnan(z_year))[..., None], np.nan_to_num(covs), calw],
+            axis=2,
+        )
+        return x.astype(np.float32), z[:, L:].astype(np.float32), level
+
+
+def _spread(values: np.ndarray) -> float:
+    std = float(np.nanstd(values)) if len(values) else 0.0
+    return std if std > 1e-12 else 1.0

@@ -24,10 +24,15 @@ def test_calendar_is_bounded():
 
 
 def test_scalers_come_from_the_training_part_only():
-    h = history(120)
-    fitted_on_train = WindowSpec.fit(h.iloc[:80], SPEC, 14, 7)
-    assert fitted_on_train.known.mean[0] == pytest.approx(h["spend"].iloc[:80].mean())
-    assert fitted_on_train.known.mean[0] != pytest.approx(h["spend"].mean())
+    h = history(160)
+    on_train, on_all = WindowSpec.fit(h.iloc[:80], SPEC, 14, 7), WindowSpec.fit(h, SPEC, 14, 7)
+    assert on_train.target_scale != pytest.approx(on_all.target_scale)
+    # Later windows are read with the spreads fitted on the training part, never refitted on them.
+    x, z, level = on_train.windows(h, np.array([120]))
+    expected = (h["sales"].iloc[134:141].to_numpy() / h["sales"].iloc[120:134].mean() - 1) / on_train.target_scale
+    assert np.allclose(z[0], expected, atol=1e-5)
+    spend = h["spend"].iloc[120:141].to_numpy()
+    assert np.allclose(x[0, :, 4], (spend / spend[:14].mean() - 1) / on_train.cov_scale[0], atol=1e-5)
 
 
 def test_windows_hide_the_future_target_and_past_only_covariates():
@@ -36,7 +41,8 @@ def test_windows_hide_the_future_target_and_past_only_covariates():
     x, z, level = ws.windows(h, np.arange(5))
     assert x.shape == (5, 21, ws.n_features) and z.shape == (5, 7)
     assert (x[:, 14:, 0] == 0).all() and (x[:, 14:, 1] == 1).all() and (x[:, :14, 1] == 0).all()
-    assert (x[:, 14:, 2 + len(SPEC.known)] == 0).all()  # clicks of future days are unknown
+    assert (x[:, 14:, 4 + len(SPEC.known)] == 0).all()  # clicks of future days are unknown
+    assert (x[:, :, 3] == 0).all()  # 120 days: no window has last year's sales yet
     # Changing the target of the future days changes the targets, never the inputs.
     changed = h.copy()
     changed.iloc[14:21, 0] *= 10
