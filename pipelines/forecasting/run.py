@@ -235,21 +235,30 @@ def _log(settings: Settings, context: dict, result: Evaluation, series: Series) 
             }
         )
         target = series.history[series.spec.target]
-        mlflow.log_figure(
+        _log_figure(
             plots.forecast_vs_actual(result.backtest.predictions, target, result.model), "plots/forecast_vs_actual.png"
         )
         mlflow.log_text(result.backtest.predictions.to_csv(index=False), "backtest.csv")
         if result.tuning and result.tuning.trials:
             mlflow.log_table(pd.DataFrame(result.tuning.trials), "tuning_trials.json")
-            mlflow.log_figure(plots.tuning(result.tuning.trials, result.model), "plots/tuning.png")
+            _log_figure(plots.tuning(result.tuning.trials, result.model), "plots/tuning.png")
         if getattr(result.fitted, "history_", None):
-            mlflow.log_figure(plots.learning_curve(result.fitted.history_, result.model), "plots/learning_curve.png")
+            _log_figure(plots.learning_curve(result.fitted.history_, result.model), "plots/learning_curve.png")
         known = future_covariates(series, context["params"]["horizon"])[0]
         info = pyfunc.log_model(
             result.fitted, series.spec, context["params"]["horizon"], result.model, result.family, series.history, known
         )
         out["model_uri"] = info.model_uri
     return out
+
+
+def _log_figure(fig, path: str) -> None:
+    """Log a matplotlib figure to the active run and free it (a task draws several)."""
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    mlflow.log_figure(fig, path)
+    plt.close(fig)
 
 
 def _table(frame: pd.DataFrame):
@@ -316,14 +325,14 @@ def leaderboard(context: dict, records: list[dict], settings: Settings | None = 
         mlflow.log_text(flat.to_csv(index=False), "leaderboard.csv")
         mlflow.set_tag("failed_models", ",".join(board.loc[board["status"] != "ok", "model"]) or "none")
         if best is not None:
-            mlflow.log_figure(plots.leaderboard(board), "plots/leaderboard.png")
+            _log_figure(plots.leaderboard(board), "plots/leaderboard.png")
             history = load_target(context, settings, lake)
             back = predictions[predictions["kind"] == "backtest"]
-            mlflow.log_figure(
+            _log_figure(
                 plots.forecast_vs_actual(back, history, dataset, list(ok["model"])), "plots/forecast_vs_actual.png"
             )
             fut = predictions[predictions["kind"] == "forecast"]
-            mlflow.log_figure(plots.future(history, fut, dataset), "plots/forecast.png")
+            _log_figure(plots.future(history, fut, dataset), "plots/forecast.png")
             mlflow.log_metrics(
                 {
                     f"best_{k}": float(best[k])

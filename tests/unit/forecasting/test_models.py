@@ -50,18 +50,41 @@ def test_a_constant_series_is_forecast_as_that_constant(name):
     assert np.allclose(forecast, 250.0, rtol=0.02)
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_forecasts_depend_only_on_the_past_and_the_known_drivers(name):
+def test_gradient_boosting_features_use_only_the_past():
     h = history(150)
-    train = h.iloc[:-H]
-    model = _fit(name, train)
-    future = h.iloc[-H:][list(SPEC.known)]
-    # predict() has no way to see future targets: it takes only the known covariates of future days ...
-    assert list(future.columns) == list(SPEC.known)
-    # ... and the history it is given: a later past changes nothing that came before it.
-    tampered = train.copy()
-    tampered.iloc[:-60, tampered.columns.get_loc("sales")] *= 1.0  # same values: same forecast (determinism)
-    assert np.allclose(model.predict(tampered, future), model.predict(train, future))
+    model = _fit("lightgbm", h)
+    y, known, past, index = model._arrays(h)
+    origins, steps = np.repeat(np.arange(40, 140), H), np.tile(np.arange(1, H + 1), 100)
+    X, _ = model._rows(y, known, past, index, origins, steps)
+    for o in (40, 90, 139):
+        hidden = y.copy()
+        hidden[o + 1 :] = np.nan  # nothing after the origin
+        rows = origins == o
+        X_hidden, _ = model._rows(hidden, known, past, index, origins[rows], steps[rows])
+        pd.testing.assert_frame_equal(X_hidden.reset_index(drop=True), X[rows].reset_index(drop=True))
+
+
+class Spy(models.Forecaster):
+    """Records what the backtest hands a model."""
+
+    seen: list = []
+
+    def _fit(self, history):
+        pass
+
+    def _predict(self, history, future):
+        Spy.seen.append((history.index[-1], list(future.columns), future.index[0]))
+        return np.zeros(len(future))
+
+
+def test_the_backtest_gives_models_the_past_and_only_the_known_future_drivers():
+    h = history(120)
+    Spy.seen = []
+    run_backtest(lambda: Spy(SPEC, H), h, SPEC, H, [80, 100])
+    assert Spy.seen == [
+        (h.index[80], list(SPEC.known), h.index[81]),
+        (h.index[100], list(SPEC.known), h.index[101]),
+    ]
 
 
 def test_asking_too_much_is_refused_naming_the_problem():
