@@ -1,5 +1,5 @@
 """The forecasting DAG end to end through Airflow (api-server + LocalExecutor) on the simulated sales feed,
-against a throwaway MLflow server. Kept small through the DAG's Params: 400 days of history, a 14-day
+against a throwaway MLflow server. Kept small through the DAG's Params: 300 days of history, a 14-day
 horizon, 2 folds, 2 tuning calls and 3 epochs per neural fit."""
 
 import json
@@ -22,7 +22,7 @@ DS = "2026-01-01"
 MODELS = ["seasonal_naive", "sarimax", "lightgbm", "lstm", "lstm_transformer"]
 CONF = {
     "models": MODELS,
-    "history_days": 400,
+    "history_days": 300,
     "horizon": 14,
     "seq_len": 14,
     "backtest_folds": 2,
