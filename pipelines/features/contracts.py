@@ -20,8 +20,9 @@ import yaml
 from pipelines.constants import CONTRACTS_DIR
 from pipelines.errors import DataError
 
-TYPES = {"int": pa.int64(), "float": pa.float64(), "string": pa.string(), "bool": pa.bool_()}
+TYPES = {"int": pa.int64(), "float": pa.float64(), "string": pa.string(), "bool": pa.bool_(), "date": pa.date32()}
 _INT_RE = r"^[+-]?[0-9]{1,18}$"
+_DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _FLOAT_RE = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _TRUE, _FALSE = ["true", "t", "yes", "y", "1"], ["false", "f", "no", "n", "0"]
 
@@ -52,9 +53,10 @@ class Contract:
     na_values: tuple[str, ...] = ("",)
     key: tuple[str, ...] = ()
     label: str | None = None
-    positive: str | None = None
+    positive: str | None = None  # None: the label is the column's numeric value (regression, forecasting)
     drop: tuple[str, ...] = ()
     unlabelled: bool = False  # gold without a label (ratings, dimension tables): features and split only
+    time: str | None = None  # a time series: gold is ordered by this column and split in time order
 
     @property
     def column_names(self) -> list[str]:
@@ -62,7 +64,7 @@ class Contract:
 
     @property
     def features(self) -> list[str]:
-        skip = {self.label, *self.drop}
+        skip = {self.label, self.time, *self.drop}
         return [c for c in self.column_names if c not in skip]
 
 
@@ -109,12 +111,24 @@ def parse_contract(spec: dict, where: str = "contract") -> Contract:
         positive=str(label["positive"]) if "positive" in label else None,
         drop=tuple(snake_case(c) for c in gold.get("drop", [])),
         unlabelled=bool(gold.get("unlabelled", False)),
+        time=snake_case(gold["time"]) if gold.get("time") else None,
     )
     if contract.unlabelled and contract.label:
         raise ContractError(f"{where}: gold.unlabelled is true but gold.label is set; keep one of them")
-    for ref in [*contract.key, *([contract.label] if contract.label else []), *contract.drop]:
+    refs = [*contract.key, *[c for c in (contract.label, contract.time) if c], *contract.drop]
+    for ref in refs:
         if ref not in names:
-            raise ContractError(f"{where}: {ref!r} is used as key/label/drop but is not a contract column")
+            raise ContractError(f"{where}: {ref!r} is used as key/label/time/drop but is not a contract column")
+    kinds = {c.name: c.type for c in columns}
+    if contract.time and kinds[contract.time] != "date":
+        raise ContractError(
+            f"{where}: gold.time column {contract.time!r} must have type date, not {kinds[contract.time]}"
+        )
+    if contract.label and contract.positive is None and kinds[contract.label] not in ("int", "float"):
+        raise ContractError(
+            f"{where}: label {contract.label!r} has no `positive` class, so it must be numeric (int or float), "
+            f"not {kinds[contract.label]}; add `positive: <value>` for a binary label"
+        )
     return contract
 
 
@@ -212,6 +226,10 @@ def _check_values(rule: ColumnRule, values: pa.Array, na: pa.Array) -> tuple[pa.
             typed = pc.cast(values, rule.arrow_type)
         except pa.ArrowInvalid:
             typed = None
+    elif rule.type == "date" and (pa.types.is_date(values.type) or pa.types.is_timestamp(values.type)):
+        typed = pc.cast(
+            pc.floor_temporal(values, unit="day") if pa.types.is_timestamp(values.type) else values, pa.date32()
+        )
     if typed is not None:
         v = None  # text of the values, only made when a message needs it
     else:
@@ -240,6 +258,15 @@ def _check_values(rule: ColumnRule, values: pa.Array, na: pa.Array) -> tuple[pa.
         ok = pc.match_substring_regex(v, _INT_RE if rule.type == "int" else _FLOAT_RE)
         flag(pc.invert(ok), "not an integer" if rule.type == "int" else "not a number")
         typed = pc.cast(pc.if_else(pc.fill_null(ok, False), v, pa.scalar(None, pa.string())), rule.arrow_type)
+    elif rule.type == "date":
+        ok = pc.fill_null(pc.match_substring_regex(v, _DATE_RE), False)
+        parsed = pc.strptime(
+            pc.if_else(ok, v, pa.scalar(None, pa.string())), format="%Y-%m-%d", unit="s", error_is_null=True
+        )
+        # strptime rolls impossible days over (2023-02-30 -> 2023-03-02): a date must print back as it was written.
+        ok = pc.fill_null(pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), v), False)
+        flag(pc.invert(ok), "not a date (YYYY-MM-DD)")
+        typed = pc.cast(pc.if_else(ok, parsed, pa.scalar(None, parsed.type)), pa.date32())
     elif rule.type == "bool":
         lower = pc.utf8_lower(v)
         is_true, is_false = pc.is_in(lower, pa.array(_TRUE)), pc.is_in(lower, pa.array(_FALSE))

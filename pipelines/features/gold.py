@@ -6,6 +6,12 @@ label: the features and the split only.
 The split comes from a hash of the row id and the seed alone: a row lands in the same split
 in every run and on every machine, and each class is cut train/valid/test in the configured
 proportions (in expectation: the hash is uniform within every class).
+
+A time series (a contract with ``gold.time``) is different: gold is ordered by time, and the
+split follows time (the oldest labelled rows train, the newest test), since a shuffled split
+would let a model learn from the future. Rows without a label (a plan: future dates with
+their planned drivers) keep a null split. A label without a ``positive`` class is numeric
+and kept as its value.
 """
 
 from __future__ import annotations
@@ -51,6 +57,15 @@ def _plain_text(table: pa.Table) -> pa.Table:
     return table
 
 
+def time_split(labelled: np.ndarray, split: SplitSettings) -> pa.DictionaryArray:
+    """train/valid/test in time order over the labelled rows (rows already sorted by time); null when unlabelled."""
+    n = int(labelled.sum())
+    rank = np.cumsum(labelled) - 1  # position among the labelled rows
+    cut_train, cut_valid = round(n * split.train), round(n * (split.train + split.valid))
+    code = np.where(rank < cut_train, 0, np.where(rank < cut_valid, 1, 2)).astype(np.int8)
+    return pa.DictionaryArray.from_arrays(pa.array(code, mask=~labelled), pa.array(SPLITS))
+
+
 def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: SplitSettings, seed: int) -> dict:
     if not contract.label and not contract.unlabelled:
         raise ContractError(
@@ -59,27 +74,46 @@ def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: Spl
         )
     silver_manifest = lake.read_manifest(SILVER, dataset, ds)
     features = contract.features
-    wanted = [ROW_ID, *features, *([contract.label] if contract.label else [])]
+    time = [contract.time] if contract.time else []
+    wanted = [ROW_ID, *time, *features, *([contract.label] if contract.label else [])]
     try:
         silver = lake.read_partition(SILVER, dataset, ds, True, wanted)
     except (KeyError, pa.ArrowInvalid) as exc:
         raise ContractError(f"gold {dataset} {ds}: silver lacks a contract column ({exc}); rerun silver") from None
+    if contract.time:
+        silver = silver.sort_by([(contract.time, "ascending")])
     ids = silver.column(ROW_ID).to_numpy()
-    splits = assign_split(ids, split, seed)
-    codes = splits.indices.to_numpy()
-    gold = _plain_text(silver.select([ROW_ID, *features]))
+    gold = _plain_text(silver.select([ROW_ID, *time, *features]))
+    numeric_label = contract.label is not None and contract.positive is None
     if contract.label:
-        label = label_column(silver.column(contract.label), contract.positive)
+        if numeric_label:
+            label = pc.cast(silver.column(contract.label), pa.float64()).combine_chunks()
+        else:
+            label = label_column(silver.column(contract.label), contract.positive)
         gold = gold.append_column(LABEL, label)
         label_np = label.to_numpy(zero_copy_only=False)
-        counts = {
-            name: {"rows": int((codes == i).sum()), "positives": int(label_np[codes == i].sum())}
-            for i, name in enumerate(SPLITS)
-        }
+        labelled = ~_isnull(label_np)
     else:
-        counts = {name: {"rows": int((codes == i).sum())} for i, name in enumerate(SPLITS)}
+        labelled = np.ones(len(ids), dtype=bool)
+    splits = time_split(labelled, split) if contract.time else assign_split(ids, split, seed)
     gold = gold.append_column(SPLIT, splits)
+
+    codes = splits.indices.to_numpy(zero_copy_only=False)
+    counts = {}
+    for i, name in enumerate(SPLITS):
+        rows = labelled & (codes == i)
+        counts[name] = {"rows": int(rows.sum())}
+        if contract.label and not numeric_label:
+            counts[name]["positives"] = int(label_np[rows].sum())
     kinds = {r.name: r.type for r in contract.columns}
+    extra = {}
+    if contract.time:
+        times = silver.column(contract.time)
+        extra = {
+            "time": contract.time,
+            "time_range": [str(pc.min(times).as_py()), str(pc.max(times).as_py())],
+            "unlabelled_rows": int((~labelled).sum()),
+        }
     return lake.write_partition(
         GOLD,
         dataset,
@@ -92,9 +126,21 @@ def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: Spl
             "dtypes": {f.name: str(f.type) for f in gold.schema},
             "label": LABEL if contract.label else None,
             "label_source": {"column": contract.label, "positive": contract.positive} if contract.label else None,
+            "label_kind": ("numeric" if numeric_label else "binary") if contract.label else None,
             "splits": counts,
             "split_fractions": {TRAIN: split.train, VALID: split.valid, TEST: split.test},
+            "split_by": "time" if contract.time else "row hash",
+            **extra,
             "seed": seed,
             "silver_content_hash": silver_manifest["content_hash"],
         },
     )
+
+
+def _isnull(values: np.ndarray) -> np.ndarray:
+    """Null mask of a numpy array converted from Arrow (NaN for floats, None for objects)."""
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    if values.dtype.kind == "O":
+        return np.array([v is None for v in values], dtype=bool)
+    return np.zeros(len(values), dtype=bool)

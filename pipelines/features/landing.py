@@ -4,6 +4,10 @@ Users drop CSV or Parquet files into ``landing/<dataset>/ds=YYYY-MM-DD/``. For t
 simulated daily feed cuts a real dataset into ``demo.days`` dated batches (a row's day comes
 from a hash of its content, so exact duplicates land on the same day) and writes each day as
 ``demo.files_per_day`` CSV files, so consecutive logical dates bring new rows.
+
+A time series (a contract with ``gold.time``) needs its history, not a slice of it: its feed
+lands, for any date, one CSV snapshot of what was known on that date, i.e. the rows up to the
+date plus later rows that have no label yet (a plan of future drivers).
 """
 
 from __future__ import annotations
@@ -53,6 +57,35 @@ def simulate_feed(
         lake.write_bytes(rel, buf.getvalue().encode())
         written.append(rel)
     return written
+
+
+def snapshot_feed(lake: Lake, frame: pd.DataFrame, dataset: str, ds: str, time: str, label: str | None) -> list[str]:
+    """Write what a time series knew on ``ds`` as one CSV: rows up to ``ds``, plus later unlabelled rows.
+
+    ``time`` and ``label`` are contract (snake_case) names; the frame's own spelling is matched.
+    Nothing is written when no row is dated on or before ``ds``.
+    """
+    from pipelines.features.contracts import snake_case
+
+    names = {snake_case(c): c for c in frame.columns}
+    if time not in names:
+        raise DataError(f"dataset {dataset!r} has no time column {time!r}; columns: {sorted(names)}")
+    when = pd.to_datetime(frame[names[time]], errors="coerce", format="ISO8601")
+    if len(frame) and when.isna().all():
+        raise DataError(
+            f"dataset {dataset!r}: time column {time!r} holds no ISO dates (YYYY-MM-DD), "
+            f"e.g. {frame[names[time]].iloc[0]!r}; write its dates as YYYY-MM-DD"
+        )
+    cutoff = pd.Timestamp(check_ds(ds)) + pd.Timedelta(days=1)
+    known = when < cutoff
+    if not known.any():
+        return []
+    planned = frame[names[label]].isna() & ~known if label in names else pd.Series(False, index=frame.index)
+    rel = f"{landing_dir(dataset, ds)}/{dataset}-{ds}.csv"
+    buf = io.StringIO()
+    frame[known | planned | when.isna()].to_csv(buf, index=False)  # unparseable times go on to silver's quarantine
+    lake.write_bytes(rel, buf.getvalue().encode())
+    return [rel]
 
 
 def landing_files(lake: Lake, dataset: str, ds: str) -> list[str]:

@@ -1,0 +1,479 @@
+"""The forecasting DAG's steps: prepare (series checks + parent MLflow run), backtest one model
+(a nested MLflow run with its plots and pyfunc model), and the leaderboard (gold tables, MLflow
+artifacts, the best model registered with an alias).
+
+Every step takes and returns small JSON-able dicts, so Airflow passes them through XCom; the
+forecasts themselves go through the lake (a staging folder per DAG run, published as gold by
+the leaderboard).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pandas as pd
+
+from pipelines.config import Settings, load_settings
+from pipelines.constants import CHALLENGER, CHAMPION, GOLD, STAGING
+from pipelines.forecasting import models
+from pipelines.forecasting.data import ForecastDataError, Series, check_lengths, future_covariates, load_series
+from pipelines.forecasting.evaluate import Evaluation, RunConfig, evaluate
+from pipelines.lake import Lake, check_ds
+
+EXPERIMENT = "forecasting"
+RUN_PARAMS = (
+    "models",
+    "horizon",
+    "seq_len",
+    "backtest_folds",
+    "backtest_step",
+    "tuning_calls",
+    "max_epochs",
+    "patience",
+    "history_days",
+    "register",
+)
+RANK_METRIC = "mase_daily"
+
+
+def _ctx(settings: Settings | None) -> tuple[Settings, Lake]:
+    settings = settings or load_settings()
+    return settings, Lake(settings.lake_root)
+
+
+def run_params(params: dict, settings: Settings) -> dict:
+    """The run's choices: the form's values over ``forecasting`` settings, checked, naming what is wrong."""
+    f = settings.forecasting
+    out = {
+        "models": list(f.models),
+        "horizon": f.horizon,
+        "seq_len": f.seq_len,
+        "backtest_folds": f.backtest_folds,
+        "backtest_step": f.backtest_step,
+        "tuning_calls": f.tuning_calls,
+        "max_epochs": f.max_epochs,
+        "patience": f.patience,
+        "history_days": 0,
+        "register": True,
+    }
+    for key, value in (params or {}).items():
+        if key in out and value is not None and value != [] and value != "":
+            out[key] = value
+    for key in (
+        "horizon",
+        "seq_len",
+        "backtest_folds",
+        "backtest_step",
+        "tuning_calls",
+        "max_epochs",
+        "patience",
+        "history_days",
+    ):
+        try:
+            out[key] = int(out[key])
+        except (TypeError, ValueError):
+            raise ForecastDataError(f"{key} must be an integer, got {out[key]!r}") from None
+        least = 1 if key in ("horizon", "seq_len", "backtest_folds", "max_epochs", "patience") else 0
+        if out[key] < least:
+            raise ForecastDataError(f"{key} must be at least {least}, got {out[key]}")
+    unknown = [m for m in out["models"] if m not in models.REGISTRY]
+    if unknown:
+        raise ForecastDataError(f"unknown model(s) {unknown}; known: {sorted(models.REGISTRY)}")
+    out["models"] = list(dict.fromkeys(out["models"]))
+    out["register"] = bool(out["register"])
+    return out
+
+
+def run_config(context: dict, settings: Settings) -> RunConfig:
+    p, f = context["params"], settings.forecasting
+    return RunConfig(
+        horizon=p["horizon"],
+        seq_len=p["seq_len"],
+        backtest_folds=p["backtest_folds"],
+        backtest_step=p["backtest_step"],
+        tuning_calls=p["tuning_calls"],
+        max_epochs=p["max_epochs"],
+        patience=p["patience"],
+        sarimax_max_train_days=f.sarimax_max_train_days,
+        seasons=dict(f.seasons),
+        seed=context["seed"],
+    )
+
+
+def series_for(context: dict, settings: Settings, lake: Lake) -> Series:
+    f = settings.forecasting
+    return load_series(
+        lake,
+        context["dataset"],
+        context["ds"],
+        f.known_covariates.get(context["dataset"], []),
+        missing=f.missing_dates,
+        max_gap=f.max_fill_gap_days,
+        history_days=context["params"]["history_days"],
+    )
+
+
+def wanted(dataset: str, events: list[dict] = ()) -> bool:
+    """False when the run was triggered only by gold events of other datasets (the DAG then skips)."""
+    events = list(events)
+    return not events or any(e.get("dataset") == dataset for e in events)
+
+
+def resolve_ds(lake: Lake, dataset: str, wanted_ds: str, events: list[dict], logical_ds: str | None) -> str:
+    """The form's date, else the triggering gold event's, else the logical date, else the latest gold."""
+    for candidate in (wanted_ds, *[e.get("ds") for e in reversed(events) if e.get("dataset") == dataset], logical_ds):
+        if candidate:
+            return check_ds(candidate)
+    dates = lake.list_partitions(GOLD, dataset)
+    if not dates:
+        raise ForecastDataError(f"no gold partitions for dataset {dataset!r}; run the features DAG for it first")
+    return dates[-1]
+
+
+def prepare(
+    dataset: str,
+    params: dict,
+    dag_id: str,
+    airflow_run_id: str,
+    events: list[dict] = (),
+    logical_ds: str | None = None,
+    settings: Settings | None = None,
+) -> dict:
+    """Check the series and the run's choices, and open the DAG run's parent MLflow run."""
+    import mlflow
+
+    from pipelines.tracking import find_or_create_run
+
+    settings, lake = _ctx(settings)
+    ds = resolve_ds(lake, dataset, (params or {}).get("ds") or "", list(events), logical_ds)
+    context = {"dataset": dataset, "ds": ds, "params": run_params(params, settings), "seed": settings.seed}
+    series = series_for(context, settings, lake)
+    p = context["params"]
+    check_lengths(
+        len(series.history),
+        p["horizon"],
+        p["seq_len"],
+        p["backtest_folds"],
+        p["backtest_step"] or p["horizon"],
+        dataset,
+    )
+    gold_hash = hashlib.sha256(
+        "".join(series.content_hashes[d] for d in sorted(series.content_hashes)).encode()
+    ).hexdigest()
+    tags = {"dag_id": dag_id, "airflow_run_id": airflow_run_id, "dataset": dataset, "ds": ds}
+    parent = find_or_create_run(settings, EXPERIMENT, f"{dataset} {ds}", tags)
+    with mlflow.start_run(run_id=parent):
+        mlflow.set_tags({"gold_content_hash": gold_hash, "role": "parent"})
+        mlflow.log_params({k: json.dumps(v) if isinstance(v, list) else str(v) for k, v in p.items()})
+        mlflow.log_dict(series.summary(), "data_summary.json")
+    return {
+        **context,
+        "parent_run_id": parent,
+        "gold_content_hash": gold_hash,
+        "airflow_run_id": airflow_run_id,
+        "dag_id": dag_id,
+        "run_key": hashlib.sha256(airflow_run_id.encode()).hexdigest()[:12],
+        "spec": series.spec.as_dict(),
+    }
+
+
+def _staging(context: dict) -> str:
+    return f"{STAGING}/forecasting/{context['dataset']}/ds={context['ds']}/{context['run_key']}"
+
+
+def backtest_model(context: dict, model: str, settings: Settings | None = None) -> dict:
+    """Evaluate one model, stage its forecasts in the lake, log it as a nested MLflow run."""
+    import pyarrow as pa
+
+    settings, lake = _ctx(settings)
+    series = series_for(context, settings, lake)
+    result = evaluate(series, model, run_config(context, settings))
+    record = result.record()
+    if result.status == "ok":
+        frames = [
+            result.backtest.predictions.assign(kind="backtest"),
+            result.forecast.assign(kind="forecast", origin=series.history.index[-1], actual=float("nan")),
+        ]
+        staged = pd.concat(frames, ignore_index=True).assign(model=model)
+        lake.write_parquet(f"{_staging(context)}/{model}.parquet", pa.Table.from_pandas(staged, preserve_index=False))
+    record.update(_log(settings, context, result, series))
+    return record
+
+
+def _log(settings: Settings, context: dict, result: Evaluation, series: Series) -> dict:
+    """A nested run under the parent: params, metrics, plots and (when it worked) the pyfunc model."""
+    import mlflow
+
+    from pipelines.forecasting import plots, pyfunc
+    from pipelines.tracking import find_or_create_run
+
+    tags = {
+        "airflow_run_id": context["airflow_run_id"],
+        "model": result.model,
+        "dataset": context["dataset"],
+        "ds": context["ds"],
+    }
+    run_id = find_or_create_run(settings, EXPERIMENT, result.model, tags, parent_run_id=context["parent_run_id"])
+    out = {"mlflow_run_id": run_id, "model_uri": None}
+    with mlflow.start_run(run_id=run_id):
+        mlflow.set_tags({"family": result.family, "status": result.status})
+        run_params_ = {k: json.dumps(v) if isinstance(v, list) else str(v) for k, v in context["params"].items()}
+        mlflow.log_params({**run_params_, **{f"model.{k}": str(v) for k, v in result.params.items()}})
+        if result.status != "ok":
+            mlflow.set_tag("failure_reason", result.reason)
+            if result.traceback:
+                mlflow.log_text(result.traceback, "traceback.txt")
+            mlflow.end_run(status="FAILED")
+            return out
+        mlflow.log_metrics(
+            {
+                **{k: float(v) for k, v in result.metrics.items() if pd.notna(v)},
+                "tune_s": result.tune_s,
+                "backtest_s": result.backtest_s,
+                "train_s": result.train_s,
+            }
+        )
+        target = series.history[series.spec.target]
+        _log_figure(
+            plots.forecast_vs_actual(result.backtest.predictions, target, result.model), "plots/forecast_vs_actual.png"
+        )
+        mlflow.log_text(result.backtest.predictions.to_csv(index=False), "backtest.csv")
+        if result.tuning and result.tuning.trials:
+            mlflow.log_table(pd.DataFrame(result.tuning.trials), "tuning_trials.json")
+            _log_figure(plots.tuning(result.tuning.trials, result.model), "plots/tuning.png")
+        if getattr(result.fitted, "history_", None):
+            _log_figure(plots.learning_curve(result.fitted.history_, result.model), "plots/learning_curve.png")
+        known = future_covariates(series, context["params"]["horizon"])[0]
+        info = pyfunc.log_model(
+            result.fitted, series.spec, context["params"]["horizon"], result.model, result.family, series.history, known
+        )
+        out["model_uri"] = info.model_uri
+    return out
+
+
+def _log_figure(fig, path: str) -> None:
+    """Log a matplotlib figure to the active run and free it (a task draws several)."""
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    mlflow.log_figure(fig, path)
+    plt.close(fig)
+
+
+def _table(frame: pd.DataFrame):
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def leaderboard(context: dict, records: list[dict], settings: Settings | None = None) -> dict:
+    """Rank the models, publish forecasts/backtests/leaderboard as gold, log them, register the best."""
+    import mlflow
+
+    from pipelines.forecasting import plots
+
+    settings, lake = _ctx(settings)
+    dataset, ds = context["dataset"], context["ds"]
+    rows = [r for r in records if r]
+    board = pd.DataFrame(rows)
+    for col in (RANK_METRIC, "mae_daily"):
+        if col not in board:
+            board[col] = float("nan")
+    board["_ok"] = board["status"].eq("ok")
+    board = board.sort_values(["_ok", RANK_METRIC, "mae_daily"], ascending=[False, True, True], na_position="last")
+    board = board.drop(columns="_ok").reset_index(drop=True)
+    board.insert(0, "rank", range(1, len(board) + 1))
+    ok = board[board["status"] == "ok"]
+    best = ok.iloc[0] if len(ok) else None
+
+    staged = [
+        lake.read_parquet(f"{_staging(context)}/{m}.parquet").to_pandas()
+        for m in ok["model"]
+        if lake.exists(f"{_staging(context)}/{m}.parquet")
+    ]
+    predictions = pd.concat(staged, ignore_index=True) if staged else pd.DataFrame()
+    flat = board.assign(params=board["params"].map(lambda v: json.dumps(v, default=str, sort_keys=True)))
+    lake.write_partition(
+        GOLD, f"{dataset}_forecast_leaderboard", ds, _table(flat), {"parent_run_id": context["parent_run_id"]}
+    )
+    manifest = {}
+    if len(predictions):
+        predictions["is_best"] = predictions["model"] == best["model"]
+        backtest = predictions[predictions["kind"] == "backtest"].drop(columns="kind")
+        forecast = _levels(predictions[predictions["kind"] == "forecast"], board.set_index("model")["covariates"])
+        lake.write_partition(
+            GOLD, f"{dataset}_backtest", ds, _table(_dates(backtest)), {"parent_run_id": context["parent_run_id"]}
+        )
+        manifest = lake.write_partition(
+            GOLD,
+            f"{dataset}_forecast",
+            ds,
+            _table(_dates(forecast)),
+            {
+                "parent_run_id": context["parent_run_id"],
+                "best_model": best["model"],
+                "horizon": context["params"]["horizon"],
+                "levels": {"daily": 1, "weekly": 7, "monthly": 28},
+                "assumption": "known covariates over the horizon come from the plan (else as last year)",
+            },
+        )
+
+    registered = None
+    with mlflow.start_run(run_id=context["parent_run_id"]):
+        mlflow.log_table(flat, "leaderboard.json")
+        mlflow.log_text(flat.to_csv(index=False), "leaderboard.csv")
+        mlflow.set_tag("failed_models", ",".join(board.loc[board["status"] != "ok", "model"]) or "none")
+        if best is not None:
+            _log_figure(plots.leaderboard(board), "plots/leaderboard.png")
+            history = load_target(context, settings, lake)
+            back = predictions[predictions["kind"] == "backtest"]
+            _log_figure(
+                plots.forecast_vs_actual(back, history, dataset, list(ok["model"])), "plots/forecast_vs_actual.png"
+            )
+            fut = predictions[predictions["kind"] == "forecast"]
+            _log_figure(plots.future(history, fut, dataset), "plots/forecast.png")
+            mlflow.log_metrics(
+                {
+                    f"best_{k}": float(best[k])
+                    for k in board.columns
+                    if k.startswith(("mase_", "mae_", "mape_", "smape_", "rmse_")) and pd.notna(best[k])
+                }
+            )
+            mlflow.set_tag("best_model", best["model"])
+            if context["params"]["register"]:
+                registered = register(settings, context, board, best)
+                mlflow.set_tags({f"registered_{k}": str(v) for k, v in registered.items()})
+    lake.delete_dir(_staging(context))
+    return {
+        "dataset": dataset,
+        "ds": ds,
+        "models": len(board),
+        "failed": board.loc[board["status"] != "ok", ["model", "reason"]].to_dict("records"),
+        "best_model": None if best is None else best["model"],
+        "best_mase_daily": None if best is None else _float(best[RANK_METRIC]),
+        "forecast_uri": manifest.get("uri"),
+        "registered": registered,
+        "parent_run_id": context["parent_run_id"],
+    }
+
+
+def _float(v):
+    return None if pd.isna(v) else float(v)
+
+
+def load_target(context: dict, settings: Settings, lake: Lake) -> pd.Series:
+    series = series_for(context, settings, lake)
+    return series.history[series.spec.target]
+
+
+def _levels(forecast: pd.DataFrame, covariates: pd.Series) -> pd.DataFrame:
+    """Daily forecasts plus their sums over 7-day (weekly) and 28-day (monthly) blocks of the horizon."""
+    out = []
+    for model, part in forecast.groupby("model", sort=False):
+        part = part.sort_values("date").reset_index(drop=True)
+        for level, size in {"daily": 1, "weekly": 7, "monthly": 28}.items():
+            n = len(part) // size
+            if n == 0:
+                continue
+            block = part.iloc[: n * size].assign(block=lambda f, s=size: f.index // s)
+            agg = block.groupby("block").agg(
+                period_start=("date", "min"), period_end=("date", "max"), forecast=("forecast", "sum")
+            )
+            out.append(
+                agg.assign(
+                    level=level,
+                    model=model,
+                    is_best=bool(part["is_best"].iloc[0]),
+                    covariates=covariates.get(model, ""),
+                )
+            )
+    columns = ["model", "is_best", "level", "period_start", "period_end", "forecast", "covariates"]
+    return pd.concat(out, ignore_index=True)[columns] if out else pd.DataFrame(columns=columns)
+
+
+def _dates(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    for col in ("origin", "date", "period_start", "period_end"):
+        if col in frame:
+            frame[col] = pd.to_datetime(frame[col]).dt.date
+    return frame
+
+
+def register(settings: Settings, context: dict, board: pd.DataFrame, best: pd.Series) -> dict:
+    """Register the best model when it passes the gate; alias it champion unless the champion did better
+    on the same backtest (same gold data and backtest settings), in which case it becomes the challenger."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    f = settings.forecasting
+    name = f.registered_model.format(dataset=context["dataset"])
+    mase = _float(best[RANK_METRIC])
+    naive = board[(board["model"] == "seasonal_naive") & (board["status"] == "ok")]
+    naive_mase = _float(naive[RANK_METRIC].iloc[0]) if len(naive) else None
+    if mase is None:
+        return {"name": name, "version": None, "alias": None, "reason": f"{RANK_METRIC} undefined (constant series?)"}
+    if mase >= f.gate_max_mase:
+        return {
+            "name": name,
+            "version": None,
+            "alias": None,
+            "reason": f"{RANK_METRIC} {mase:.3f} >= gate {f.gate_max_mase}",
+        }
+    if naive_mase is not None and best["model"] != "seasonal_naive" and mase >= naive_mase:
+        return {"name": name, "version": None, "alias": None, "reason": "does not beat seasonal naive"}
+    p = context["params"]
+    key = json.dumps(
+        [
+            context["gold_content_hash"],
+            p["horizon"],
+            p["backtest_folds"],
+            p["backtest_step"],
+            p["history_days"],
+            dict(f.seasons),
+        ]
+    )
+    backtest_key = hashlib.sha256(key.encode()).hexdigest()[:16]
+    client = MlflowClient()
+    version = mlflow.register_model(
+        best["model_uri"],
+        name,
+        tags={
+            "model": best["model"],
+            "dataset": context["dataset"],
+            "ds": context["ds"],
+            RANK_METRIC: repr(mase),  # full precision: compared again below
+            "backtest_key": backtest_key,
+            "gold_content_hash": context["gold_content_hash"],
+            "airflow_run_id": context["airflow_run_id"],
+        },
+    )
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        champion = None
+    beaten = (
+        champion is not None
+        and champion.tags.get("backtest_key") == backtest_key
+        and float(champion.tags.get(RANK_METRIC, "inf")) <= mase
+    )
+    alias = CHALLENGER if beaten else CHAMPION
+    client.set_registered_model_alias(name, alias, version.version)
+    client.set_model_version_tag(
+        name,
+        version.version,
+        "alias_reason",
+        "champion did better on the same backtest" if beaten else "passed the gate",
+    )
+    return {"name": name, "version": int(version.version), "alias": alias, "reason": None}
+
+
+def run(
+    dataset: str, ds: str, params: dict | None = None, settings: Settings | None = None, run_id: str = "cli"
+) -> dict:
+    """The whole DAG in this process (CLI, tests): prepare, every model one after another, leaderboard."""
+    settings = settings or load_settings()
+    context = prepare(dataset, {**(params or {}), "ds": ds}, "forecasting", run_id, settings=settings)
+    records = [backtest_model(context, m, settings) for m in context["params"]["models"]]
+    return leaderboard(context, records, settings)

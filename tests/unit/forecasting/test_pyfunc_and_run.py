@@ -1,0 +1,157 @@
+"""The pyfunc model's input contract, and the DAG's steps in-process against a throwaway MLflow store."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from mlflow import MlflowClient
+
+from pipelines.config import load_settings
+from pipelines.constants import CHALLENGER, CHAMPION, GOLD, LABEL, ROW_ID, SPLIT
+from pipelines.forecasting import models, run
+from pipelines.forecasting.data import ForecastDataError
+from pipelines.forecasting.pyfunc import ForecastInputError, ForecastModel, example_input
+from pipelines.lake import Lake
+from tests.unit.forecasting.helpers import SPEC, frame, history
+
+SMALL = {"horizon": 7, "seq_len": 14, "backtest_folds": 2, "tuning_calls": 0, "max_epochs": 2, "patience": 1}
+
+
+# ---- the pyfunc's input ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model():
+    h = history(120)
+    return ForecastModel(models.build("lightgbm", SPEC, 7, 0, n_estimators=30).fit(h), SPEC, 7, "lightgbm"), h
+
+
+def _input(h, days=60, future=7):
+    fut = h.iloc[-future:][list(SPEC.known)] if future else h.iloc[:0][list(SPEC.known)]
+    return example_input(h.iloc[:-future] if future else h, fut, SPEC, days)
+
+
+def test_history_window_and_future_covariates_in_forecast_out(model):
+    m, h = model
+    frame_in = _input(h)
+    assert frame_in["sales"].isna().sum() == 7 and frame_in["clicks"].isna().sum() == 7
+    out = m.predict(None, frame_in)
+    assert list(out.columns) == ["date", "forecast"] and len(out) == 7
+    assert out["date"].iloc[0] == h.index[-7] and np.isfinite(out["forecast"]).all()
+    shuffled = frame_in.sample(frac=1, random_state=0)  # rows in any order
+    assert np.allclose(m.predict(None, shuffled)["forecast"], out["forecast"])
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda f: f.drop(columns=["spend"]), r"lacks column\(s\) \['spend'\]"),
+        (lambda f: f.assign(sales=np.nan), "no history"),
+        (lambda f: f.drop(index=[5]), "consecutive days"),
+        (lambda f: f.iloc[:-7], "0 day"),
+        (lambda f: f.assign(spend=f["spend"].where(f.index != len(f) - 1)), "known covariate"),
+        (lambda f: pd.concat([f, f.iloc[[0]]]), "several rows for one day"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_problem(model, change, match):
+    m, h = model
+    with pytest.raises(ForecastInputError, match=match):
+        m.predict(None, change(_input(h)))
+
+
+def test_too_short_a_window_or_too_many_days(model):
+    m, h = model
+    with pytest.raises(ForecastInputError, match="needs at least 28"):
+        m.predict(None, _input(h, days=10))
+    long_future = example_input(h.iloc[:-10], h.iloc[-10:][list(SPEC.known)], SPEC, 60)
+    with pytest.raises(ForecastInputError, match="give 1 to 7 rows"):
+        m.predict(None, long_future)
+
+
+# ---- the steps against a throwaway MLflow ---------------------------------------------------------
+
+
+@pytest.fixture
+def settings(tmp_path):
+    env = {
+        "MLP_STATE_DIR": str(tmp_path / "state"),
+        "MLP_LAKE_ROOT": str(tmp_path / "lake"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLP_FORECASTING__KNOWN_COVARIATES__SHOP": "[spend, promo]",
+    }
+    return load_settings(env)
+
+
+def _write_gold(settings, f, ds="2024-12-31"):
+    f = f.rename(columns={"sales": LABEL}).assign(**{ROW_ID: np.arange(len(f), dtype=np.uint64), SPLIT: "train"})
+    f["date"] = f["date"].dt.date
+    Lake(settings.lake_root).write_partition(
+        GOLD,
+        "shop",
+        ds,
+        pa.Table.from_pandas(f[[ROW_ID, "date", "spend", "promo", "clicks", LABEL, SPLIT]], preserve_index=False),
+        {
+            "time": "date",
+            "label_kind": "numeric",
+            "label_source": {"column": "sales", "positive": None},
+            "numeric": ["spend", "promo", "clicks"],
+            "categorical": [],
+        },
+    )
+
+
+def test_prepare_refuses_gold_that_is_not_a_series_or_a_horizon_too_long(settings):
+    with pytest.raises(ForecastDataError, match="no gold partitions for dataset 'shop'"):
+        run.prepare("shop", {"ds": "2024-12-31"}, "forecasting", "r0", settings=settings)
+    _write_gold(settings, frame(120))
+    with pytest.raises(ForecastDataError, match=r"horizon of 200 days is longer than the history .* \(120 days\)"):
+        run.prepare("shop", {"ds": "2024-12-31", "horizon": 200}, "forecasting", "r0", settings=settings)
+    with pytest.raises(ForecastDataError, match=r"unknown model\(s\) \['prophet'\]"):
+        run.prepare("shop", {"ds": "2024-12-31", "models": ["prophet"]}, "forecasting", "r0", settings=settings)
+
+
+def test_wanted_skips_runs_triggered_by_other_datasets():
+    assert run.wanted("sales", []) and run.wanted("sales", [{"dataset": "sales"}, {"dataset": "adult"}])
+    assert not run.wanted("sales", [{"dataset": "adult", "ds": "2026-01-01"}])
+
+
+def test_steps_rank_publish_log_and_register(settings, monkeypatch):
+    _write_gold(settings, frame(220))
+    params = {**SMALL, "models": ["seasonal_naive", "lightgbm", "xgboost"]}
+
+    real_fit = models.GradientBoosting._fit
+
+    def fit_or_break(self, history):
+        if self.library == "xgboost":
+            raise RuntimeError("xgboost exploded")
+        return real_fit(self, history)
+
+    monkeypatch.setattr(models.GradientBoosting, "_fit", fit_or_break)
+    summary = run.run("shop", "2024-12-31", params, settings=settings, run_id="run-1")
+    assert summary["best_model"] == "lightgbm" and summary["failed"][0]["model"] == "xgboost"
+    assert "xgboost exploded" in summary["failed"][0]["reason"]
+    assert summary["registered"]["alias"] == CHAMPION and summary["registered"]["version"] == 1
+
+    lake = Lake(settings.lake_root)
+    board = lake.read_partition(GOLD, "shop_forecast_leaderboard", "2024-12-31").to_pandas()
+    assert board["model"].tolist() == ["lightgbm", "seasonal_naive", "xgboost"]
+    forecast = lake.read_partition(GOLD, "shop_forecast", "2024-12-31").to_pandas()
+    assert set(forecast["model"]) == {"lightgbm", "seasonal_naive"} and forecast.groupby(
+        ["model", "level"]
+    ).size().to_dict() == {
+        ("lightgbm", "daily"): 7,
+        ("lightgbm", "weekly"): 1,
+        ("seasonal_naive", "daily"): 7,
+        ("seasonal_naive", "weekly"): 1,
+    }
+    assert not lake.exists("_staging/forecasting/shop/ds=2024-12-31/" + run.hashlib.sha256(b"run-1").hexdigest()[:12])
+
+    client = MlflowClient(settings.mlflow.tracking_uri)
+    experiment = client.get_experiment_by_name("forecasting")
+    children = client.search_runs([experiment.experiment_id], "tags.model = 'xgboost'")
+    assert children[0].info.status == "FAILED" and "xgboost exploded" in children[0].data.tags["failure_reason"]
+
+    # Same data and backtest again: the new version does no better, so it becomes the challenger.
+    again = run.run("shop", "2024-12-31", params, settings=settings, run_id="run-2")
+    assert again["registered"]["alias"] == CHALLENGER and again["registered"]["version"] == 2
+    assert int(client.get_model_version_by_alias("shop_forecaster", CHAMPION).version) == 1
