@@ -2,6 +2,7 @@
 ### training: every candidate algorithm on the same gold data, side by side
 
 Runs when the `features` DAG publishes gold (Asset `lake://gold`), or by hand with the form.
+A run triggered only by gold of other datasets (sales, MovieLens) skips at once (`for_this_dataset`).
 
 1. **prepare**: loads every gold partition up to the date, refuses data no model can learn
    from (no label, one class, a column no preprocessing knows), opens the parent MLflow run
@@ -42,6 +43,10 @@ def _step(name: str, *args, **kwargs):
     from _steps import step
 
     return step("pipelines.training.run", name, *args, **kwargs)
+
+
+def _events(triggering_asset_events) -> list[dict]:
+    return [dict(e.extra or {}) for evs in (triggering_asset_events or {}).values() for e in evs]
 
 
 @dag(
@@ -136,9 +141,15 @@ def _step(name: str, *args, **kwargs):
     },
 )
 def training():
+    @task.short_circuit
+    def for_this_dataset(params=None, triggering_asset_events=None) -> bool:
+        from pipelines.lake import triggered_for
+
+        return triggered_for(params["dataset"], _events(triggering_asset_events))
+
     @task
     def prepare(params=None, ds=None, run_id=None, triggering_asset_events=None) -> dict:
-        events = [dict(e.extra or {}) for evs in (triggering_asset_events or {}).values() for e in evs]
+        events = _events(triggering_asset_events)
         return _step("prepare", params["dataset"], dict(params), "training", run_id, events=events, logical_ds=ds)
 
     @task
@@ -178,6 +189,7 @@ def training():
         return _step("register", context, selection)
 
     context = prepare()
+    for_this_dataset() >> context
     base = train.partial(context=context).expand(algorithm=algorithms(context))
     ensembles = train_ensemble.partial(context=context, base=base).expand(name=ENSEMBLES)
     board = leaderboard(context, base, ensembles)

@@ -116,8 +116,9 @@ def series_for(context: dict, settings: Settings, lake: Lake) -> Series:
 
 def wanted(dataset: str, events: list[dict] = ()) -> bool:
     """False when the run was triggered only by gold events of other datasets (the DAG then skips)."""
-    events = list(events)
-    return not events or any(e.get("dataset") == dataset for e in events)
+    from pipelines.lake import triggered_for
+
+    return triggered_for(dataset, events)
 
 
 def resolve_ds(lake: Lake, dataset: str, wanted_ds: str, events: list[dict], logical_ds: str | None) -> str:

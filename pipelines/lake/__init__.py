@@ -271,3 +271,13 @@ def _is_text(t: pa.DataType) -> bool:
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     fs, path = pafs.FileSystem.from_uri(uri)
     return fs, path
+
+
+def triggered_for(dataset: str, events: list[dict] = ()) -> bool:
+    """False when a run was triggered only by gold Asset events of other datasets (the DAG then skips).
+
+    ``events`` are the ``extra`` dicts of the triggering events (each names its ``dataset``); a
+    run with none (manual, scheduled) is always for ``dataset``.
+    """
+    events = list(events)
+    return not events or any(e.get("dataset") == dataset for e in events)

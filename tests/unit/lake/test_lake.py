@@ -64,3 +64,11 @@ def test_a_crash_before_publish_keeps_the_old_partition(lake, monkeypatch):
 def test_missing_partition_says_what_to_run(lake):
     with pytest.raises(FileNotFoundError, match="run the features DAG"):
         lake.read_manifest("gold", "d", "2026-01-01")
+
+
+def test_triggered_for_skips_runs_made_only_by_other_datasets_gold():
+    from pipelines.lake import triggered_for
+
+    assert triggered_for("adult", [])  # manual or scheduled run
+    assert triggered_for("adult", [{"dataset": "sales"}, {"dataset": "adult", "ds": "2026-01-02"}])
+    assert not triggered_for("adult", [{"dataset": "movielens_ratings"}, {"dataset": "sales"}])
