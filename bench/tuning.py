@@ -4,7 +4,8 @@ On UCI Adult gold (all rows after quarantine; the train split), for XGBoost and 
 
 1. grid: every point of ``tuning.GRIDS[algorithm]`` (3 values each of n_estimators, max_depth,
    learning_rate; 27 CV evaluations); its best CV ROC-AUC is the target.
-2. Bayesian search (``gp_minimize``, 5 random initial points, expected improvement) and random
+2. Bayesian search (``gp_minimize``, 5 Latin-hypercube initial points, then expected improvement with
+   ``tuning.EI_XI``) and random
    search over the box the grid spans (``tuning.grid_box``: integers for n_estimators and
    max_depth, log-uniform learning rate), each with the grid's budget of 27 evaluations, for 5
    seeds. A search stops as soon as one evaluation reaches the target; "evaluations to match" is
