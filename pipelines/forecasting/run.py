@@ -19,7 +19,7 @@ from pipelines.constants import CHALLENGER, CHAMPION, GOLD, STAGING
 from pipelines.forecasting import models
 from pipelines.forecasting.data import ForecastDataError, Series, check_lengths, future_covariates, load_series
 from pipelines.forecasting.evaluate import Evaluation, RunConfig, evaluate
-from pipelines.lake import Lake, check_ds
+from pipelines.lake import Lake
 
 EXPERIMENT = "forecasting"
 RUN_PARAMS = (
@@ -123,13 +123,12 @@ def wanted(dataset: str, events: list[dict] = ()) -> bool:
 
 def resolve_ds(lake: Lake, dataset: str, wanted_ds: str, events: list[dict], logical_ds: str | None) -> str:
     """The form's date, else the triggering gold event's, else the logical date, else the latest gold."""
-    for candidate in (wanted_ds, *[e.get("ds") for e in reversed(events) if e.get("dataset") == dataset], logical_ds):
-        if candidate:
-            return check_ds(candidate)
-    dates = lake.list_partitions(GOLD, dataset)
-    if not dates:
+    from pipelines.lake import run_date
+
+    ds = run_date(lake, [dataset], wanted_ds, events, logical_ds)
+    if ds is None:
         raise ForecastDataError(f"no gold partitions for dataset {dataset!r}; run the features DAG for it first")
-    return dates[-1]
+    return ds
 
 
 def prepare(

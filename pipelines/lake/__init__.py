@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipelines.constants import MANIFEST_FILE, ROW_ID, ROW_NUMBER, STAGING
+from pipelines.constants import GOLD, MANIFEST_FILE, ROW_ID, ROW_NUMBER, STAGING
 
 # pyarrow's default allocator here (mimalloc) made silver 1.8x slower at 10M rows than the
 # system allocator (bench/features.py, 2 cores); ARROW_DEFAULT_MEMORY_POOL still wins when set.
@@ -281,3 +281,18 @@ def triggered_for(dataset: str, events: list[dict] = ()) -> bool:
     """
     events = list(events)
     return not events or any(e.get("dataset") == dataset for e in events)
+
+
+def run_date(lake: Lake, datasets: list[str], wanted: str, events: list[dict], logical_ds: str | None) -> str | None:
+    """The date a DAG run works on: the form's ``wanted`` date, else the latest triggering gold event of
+    one of ``datasets``, else the run's logical date, else the latest gold partition of ``datasets[0]``;
+    None when there is no gold for it at all (the caller says what to run first)."""
+    for candidate in (
+        wanted,
+        *[e.get("ds") for e in reversed(list(events)) if e.get("dataset") in datasets],
+        logical_ds,
+    ):
+        if candidate:
+            return check_ds(candidate)
+    dates = lake.list_partitions(GOLD, datasets[0])
+    return dates[-1] if dates else None

@@ -61,19 +61,16 @@ def skip_reason(settings: Settings, events: list[dict]) -> str | None:
 
 def resolve_ds(settings: Settings, lake: Lake, wanted: str, events: list[dict], logical_ds: str | None) -> str:
     """The form's date, else the latest triggering gold event of our datasets, else the logical date, else the latest gold."""
-    from pipelines.lake import check_ds
+    from pipelines.lake import run_date
 
     cfg = settings.recommendation
-    ours = {cfg.ratings, cfg.items, cfg.users} - {""}
-    for candidate in (wanted, *[e.get("ds") for e in reversed(events) if e.get("dataset") in ours], logical_ds):
-        if candidate:
-            return check_ds(candidate)
-    dates = lake.list_partitions(GOLD, cfg.ratings)
-    if not dates:
+    ours = [cfg.ratings, *sorted({cfg.items, cfg.users} - {""})]
+    ds = run_date(lake, ours, wanted, events, logical_ds)
+    if ds is None:
         raise RecommendationDataError(
             f"no gold partitions for ratings dataset {cfg.ratings!r}; run the features DAG with dataset={cfg.ratings} first"
         )
-    return dates[-1]
+    return ds
 
 
 def check_params(params: dict) -> dict:

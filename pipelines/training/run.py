@@ -62,15 +62,12 @@ def _data(context: dict, lake: Lake):
 
 def resolve_ds(lake: Lake, dataset: str, wanted: str, events: list[dict], logical_ds: str | None) -> str:
     """The date to train up to: the form's, else the triggering gold event's, else the logical date, else the latest gold."""
-    from pipelines.lake import check_ds
+    from pipelines.lake import run_date
 
-    for candidate in (wanted, *[e.get("ds") for e in reversed(events) if e.get("dataset") == dataset], logical_ds):
-        if candidate:
-            return check_ds(candidate)
-    dates = lake.list_partitions(GOLD, dataset)
-    if not dates:
+    ds = run_date(lake, [dataset], wanted, events, logical_ds)
+    if ds is None:
         raise TrainingDataError(f"no gold partitions for dataset {dataset!r}; run the features DAG first")
-    return dates[-1]
+    return ds
 
 
 def prepare(
