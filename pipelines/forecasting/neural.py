@@ -18,13 +18,13 @@ thread: the DAG runs models side by side.
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
 
 from pipelines.forecasting.models import Forecaster
 from pipelines.forecasting.windows import WindowSpec, from_relative
+from pipelines.threads import one_torch_thread
 
 ARCHS = ("lstm", "lstm_transformer")
 TUNABLE = ("hidden_size", "layers", "dropout", "heads", "lr")
@@ -96,7 +96,7 @@ class NeuralForecaster(Forecaster):
         else:
             train_idx, val_idx = starts, starts[:0]
 
-        with _one_thread(), torch.random.fork_rng(devices=[]):
+        with one_torch_thread(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.seed))
             net = self._network(torch)
             self.n_parameters_ = int(sum(p.numel() for p in net.parameters()))
@@ -141,7 +141,7 @@ class NeuralForecaster(Forecaster):
         import torch
 
         x, level = self.windows_.one_window(history, future)
-        with _one_thread(), torch.no_grad():
+        with one_torch_thread(), torch.no_grad():
             z = self._fitted_network(torch)(torch.from_numpy(x)).numpy()[0].astype(np.float64)
         return from_relative(z * self.windows_.target_scale, level, self.windows_.mode)
 
@@ -200,15 +200,3 @@ def _build_net(torch, n_in, hidden, layers, dropout, heads, horizon, transformer
             return self.head(out[:, -horizon:, :]).squeeze(-1)
 
     return Net()
-
-
-@contextmanager
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

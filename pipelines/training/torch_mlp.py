@@ -10,12 +10,13 @@ benchmark runs algorithms in parallel processes.
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
+
+from pipelines.threads import one_torch_thread
 
 
 class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
@@ -64,7 +65,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         target = (y == self.classes_[1]).astype(np.float32)
         train_idx, val_idx = _stratified_holdout(target, self.validation_fraction, np.random.default_rng(self.seed))
 
-        with _one_thread(), torch.random.fork_rng(devices=[]):
+        with one_torch_thread(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             net = self._network(torch)
             self.n_parameters_ = int(sum(p.numel() for p in net.parameters()))
@@ -112,7 +113,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         X = _dense(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but the model was fitted on {self.n_features_in_}")
-        with _one_thread(), torch.no_grad():
+        with one_torch_thread(), torch.no_grad():
             net = self._fitted_network(torch)
             p1 = torch.sigmoid(net(torch.from_numpy(X)).squeeze(1)).numpy().astype(np.float64)
         return np.column_stack([1.0 - p1, p1])
@@ -182,15 +183,3 @@ def _stratified_holdout(target: np.ndarray, fraction: float, rng: np.random.Gene
         val.append(rows[:n_val])
         train.append(rows[n_val:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
-
-
-@contextmanager
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

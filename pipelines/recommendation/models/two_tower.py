@@ -19,13 +19,13 @@ learned weights are kept as numpy arrays and scoring is numpy, so a fitted model
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
 
 from pipelines.recommendation import metrics
 from pipelines.recommendation.models.base import Recommender
+from pipelines.threads import one_torch_thread
 
 VALIDATION_K = 10
 
@@ -67,7 +67,7 @@ class TwoTower(Recommender):
         train, val = _holdout(X, float(self.validation_fraction), np.random.default_rng(self.seed))
         val_users = np.flatnonzero(np.diff(val.indptr) > 0)
         n_users, n_items = X.shape
-        with _one_thread(), torch.random.fork_rng(devices=[]):
+        with one_torch_thread(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.seed))
             user_tower = torch.nn.Linear(n_items, int(self.dim))
             item_tower = torch.nn.Linear(int(self.dim), n_items)  # rows of its weight: the item embeddings
@@ -163,16 +163,3 @@ def _numpy_state(user_tower, item_tower) -> tuple[np.ndarray, ...]:
         item_tower.weight.detach().numpy().copy(),
         item_tower.bias.detach().numpy().copy(),
     )
-
-
-@contextmanager
-def _one_thread():
-    """One torch thread: the DAG evaluates several models side by side."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
