@@ -43,6 +43,7 @@ format: $(STAMP)
 bench: $(STAMP)  ## benchmarks: print a table, write bench/results/*.json
 	$(PY) bench/features.py
 	$(PY) bench/training.py
+	$(PY) bench/tuning.py
 	$(PY) bench/recommendation.py
 	$(PY) bench/forecasting.py
 
