@@ -55,7 +55,7 @@ def _alias_version(client, name: str, alias: str):
         return None
 
 
-def test_auc(model_uri: str, X_test, y_test) -> float:
+def scored_auc(model_uri: str, X_test, y_test) -> float:
     """ROC-AUC on the test rows of the pyfunc model at ``model_uri`` (P(class 1) or its two columns)."""
     import mlflow
     from sklearn.metrics import roc_auc_score
@@ -98,7 +98,7 @@ def register(
     if description:
         client.update_model_version(name, version.version, description=description)
 
-    challenger_auc = test_auc(f"models:/{name}/{version.version}", X_test, y_test)
+    challenger_auc = scored_auc(f"models:/{name}/{version.version}", X_test, y_test)
     champion = _alias_version(client, name, CHAMPION)
     champion_auc = None
     if champion is None:
@@ -107,7 +107,7 @@ def register(
         champion_auc = challenger_auc
         promoted, reason = True, f"version {version.version} is the champion already"
     else:
-        champion_auc = test_auc(f"models:/{name}/{champion.version}", X_test, y_test)
+        champion_auc = scored_auc(f"models:/{name}/{champion.version}", X_test, y_test)
         promoted = challenger_auc >= champion_auc + margin
         verdict = "beats" if promoted else "does not beat"
         reason = (
