@@ -15,7 +15,8 @@ morphological analyser.
 
 Models (scikit-learn contract, ``fit`` returns self, ``predict_proba`` gives [P(neg), P(pos)]):
 ``TfidfLogReg`` (word 1-2 grams over the tokenizer + char 2-5 grams, logistic regression) and
-``LSTMClassifier`` (embedding + bidirectional LSTM, max-pooled, one logit; torch, imported lazily).
+``LSTMClassifier`` (embedding + bidirectional LSTM, max-pooled, one logit; torch, imported lazily),
+and ``Blend``, the mean of both fitted models' probabilities (judged like the others, never refitted).
 """
 
 from __future__ import annotations
@@ -286,7 +287,36 @@ class LSTMClassifier(ClassifierMixin, BaseEstimator):
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)
 
 
-MODELS = {"tfidf_logreg": TfidfLogReg, "lstm": LSTMClassifier}
+class Blend(ClassifierMixin, BaseEstimator):
+    """The mean of its models' P(positive) (soft voting); ``fit`` fits each model, ``fitted`` reuses fitted ones."""
+
+    def __init__(self, models=()):
+        self.models = models
+
+    @classmethod
+    def fitted(cls, models) -> Blend:
+        blend = cls(list(models))
+        blend.models_ = list(models)
+        blend.classes_ = np.array([0, 1])
+        return blend
+
+    def fit(self, X, y):
+        if not self.models:
+            raise TextDataError("a blend needs at least one model")
+        self.models_ = [m.fit(X, y) for m in self.models]
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "models_")
+        p = np.mean([m.predict_proba(X)[:, 1] for m in self.models_], axis=0)
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)
+
+
+MODELS = {"tfidf_logreg": TfidfLogReg, "lstm": LSTMClassifier}  # a "blend" of every fitted model is judged too
 
 
 def build(name: str, seed: int = 42, epochs: int | None = None):
@@ -429,6 +459,22 @@ def run_sentiment(ds: str, params: dict | None = None, settings=None, tags: dict
                 )
                 for i, (tl, vl) in enumerate(zip(*model.history_.values(), strict=True), start=1):
                     mlflow.log_metrics({"train_loss": tl, "valid_loss": vl}, step=i)
+    if len(results) > 1:  # soft voting over the fitted models: nothing is refitted
+        blend = Blend.fitted([r["model"] for r in results.values()])
+        results["blend"] = {
+            "model": blend,
+            "valid": scores(data[VALID]["label"], blend.predict_proba(data[VALID][TEXT])[:, 1]),
+            "test": scores(data[TEST]["label"], blend.predict_proba(data[TEST][TEXT])[:, 1]),
+            "fit_s": sum(r["fit_s"] for r in results.values()),
+        }
+        child = find_or_create_run(settings, "deep", "blend", {**tags, "model": "blend"}, parent)
+        with mlflow.start_run(run_id=child, nested=True):
+            mlflow.log_metrics(
+                {
+                    **{f"valid_{k}": v for k, v in results["blend"]["valid"].items()},
+                    **{f"test_{k}": v for k, v in results["blend"]["test"].items()},
+                }
+            )
     best = max(results, key=lambda n: results[n]["valid"]["roc_auc"])
     chosen = results[best]
     client = MlflowClient(settings.mlflow.tracking_uri)
@@ -489,5 +535,5 @@ def _roc_figure(y, probs: dict):
 def _requirements(model: str) -> list[str]:
     from importlib.metadata import version
 
-    pkgs = ["mlflow", "numpy", "pandas", "scikit-learn", *(["torch"] if model == "lstm" else [])]
+    pkgs = ["mlflow", "numpy", "pandas", "scikit-learn", *(["torch"] if model in ("lstm", "blend") else [])]
     return [f"{p}=={version(p)}" for p in pkgs]
