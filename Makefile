@@ -45,6 +45,7 @@ bench: $(STAMP)  ## benchmarks: print a table, write bench/results/*.json
 	$(PY) bench/training.py
 	$(PY) bench/recommendation.py
 	$(PY) bench/forecasting.py
+	$(PY) bench/deep.py
 
 clean: down
 	rm -rf .state
