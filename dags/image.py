@@ -13,6 +13,9 @@ and the MLflow tag `image_dataset` say which one was used.
 2. **poly_experiment**: the same CNN with the activation f'(x) = -6x^2 - 12x + 18 (input clamped to
    [-3, 3]) and PolyAdam against ReLU and Adam, `seeds` seeds each: accuracy, loss curves and
    diverged runs per arm, and a plot of f and f'.
+3. **cluster**: a Gaussian mixture on the images' first two principal components, the number of
+   components chosen by BIC (`deep.gmm_*` settings): BIC per k, a log-density contour plot with
+   the clusters and the rows flagged as anomalies (log-likelihood below the 1st percentile).
 """
 
 from __future__ import annotations
@@ -74,7 +77,12 @@ def image():
     def poly_experiment(params=None, run_id=None) -> dict:
         return _step("poly_experiment", dict(params), run_id)
 
+    @task
+    def cluster(params=None, run_id=None) -> dict:
+        return _step("cluster", dict(params), run_id)
+
     train_cnn()
+    cluster()
     experiment_wanted() >> poly_experiment()
 
 

@@ -127,3 +127,30 @@ def density_figure(model: GMMClusterer, X, feature_names: tuple[str, str] = ("x1
     ax.legend(loc="best")
     fig.tight_layout()
     return fig
+
+
+def run_gmm(params: dict | None = None, settings=None, tags: dict | None = None) -> dict:
+    """Cluster the image data projected on its 2 first principal components; BIC table, density plot to MLflow."""
+    import mlflow
+    from sklearn.decomposition import PCA
+
+    from pipelines.config import load_settings
+    from pipelines.deep.vision import load_images
+    from pipelines.tracking import get_or_start_run
+
+    settings = settings or load_settings()
+    params, cfg = dict(params or {}), settings.deep
+    data = load_images(params.get("source", cfg.image_dataset), settings.seed, max_train_rows=params.get("max_rows", 0))
+    X = PCA(2, random_state=settings.seed).fit_transform(data.X_train.reshape(len(data.X_train), -1))
+    model = GMMClusterer(cfg.gmm_max_components, cfg.gmm_covariance, seed=settings.seed).fit(X)
+    flagged = int(model.is_anomaly(X).sum())
+    with get_or_start_run(settings, "deep", f"gmm ({data.name} pca-2)", {"kind": "gmm", **(tags or {})}) as run:
+        mlflow.set_tags({"image_dataset": data.name})
+        mlflow.log_params({"covariance_type": cfg.gmm_covariance, "max_components": cfg.gmm_max_components})
+        mlflow.log_metrics({"n_components": model.n_components_, "anomalies": flagged, "rows": len(X)})
+        for k, bic in model.bic_.items():
+            mlflow.log_metric("bic", bic, step=k)
+        mlflow.log_dict({str(k): v for k, v in model.bic_.items()}, "gmm/bic.json")
+        mlflow.log_figure(density_figure(model, X, ("pc1", "pc2")), "plots/gmm_density.png")
+        run_id = run.info.run_id
+    return {"run_id": run_id, "dataset": data.name, "n_components": model.n_components_, "anomalies": flagged}

@@ -43,3 +43,9 @@ def poly_experiment(params: dict, airflow_run_id: str) -> dict:
     from pipelines.deep import vision
 
     return vision.run_poly_experiment(dict(params), tags={"dag_id": "image", "airflow_run_id": airflow_run_id})
+
+
+def cluster(params: dict, airflow_run_id: str) -> dict:
+    from pipelines.deep import gmm
+
+    return gmm.run_gmm(dict(params), tags={"dag_id": "image", "airflow_run_id": airflow_run_id})

@@ -103,7 +103,11 @@ def test_train_image_logs_and_registers(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLP_FASHION_MNIST_DIR", str(tmp_path / "absent"))
     settings = load_settings(
-        {"MLP_STATE_DIR": str(tmp_path / "state"), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"}
+        {
+            "MLP_STATE_DIR": str(tmp_path / "state"),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db",
+            "MLP_DEEP__GMM_MAX_COMPONENTS": "3",
+        }
     )
     out = vision.train_image({"epochs": 2, "max_rows": 300}, settings)
     assert out["dataset"] == "digits" and out["alias"] == "champion"
@@ -125,3 +129,9 @@ def test_train_image_logs_and_registers(tmp_path, monkeypatch):
         [client.get_experiment_by_name("deep").experiment_id], f"tags.mlflow.parentRunId = '{exp['run_id']}'"
     )
     assert len(children) == 2
+
+    from pipelines.deep import gmm
+
+    out = gmm.run_gmm({"max_rows": 300}, settings)
+    assert out["n_components"] >= 1 and out["dataset"] == "digits"
+    assert "plots/gmm_density.png" in {a.path for a in client.list_artifacts(out["run_id"], "plots")}
