@@ -112,3 +112,17 @@ def test_run_sentiment_through_gold_and_registry(tmp_path, monkeypatch):
     assert list(pred["label"]) == ["positive", "negative"] and pred["confidence"].between(0.5, 1).all()
     with pytest.raises(TextDataError, match="no gold partitions"):
         text.run_sentiment("2025-01-01", {}, settings)
+
+
+def test_nb_scaler_weights_class_words():
+    import scipy.sparse as sp
+
+    X = sp.csr_matrix(np.array([[2.0, 0.0, 1.0], [1.0, 0.0, 1.0], [0.0, 3.0, 1.0]]))
+    nb = text.NBScaler(alpha=1.0).fit(X, np.array([1, 1, 0]))
+    # column 0 only in positives, column 1 only in negatives, column 2 in both
+    assert nb.r_[0] > 0 > nb.r_[1]
+    p, q = np.array([4.0, 1.0, 3.0]), np.array([1.0, 4.0, 2.0])
+    np.testing.assert_allclose(nb.r_, np.log((p / p.sum()) / (q / q.sum())))
+    np.testing.assert_allclose(nb.transform(X).toarray(), X.toarray() * nb.r_)
+    model = TfidfLogReg(nb=True).fit(["good great"] * 10 + ["bad awful"] * 10, [1] * 10 + [0] * 10)
+    assert model.predict(["great", "awful"]).tolist() == [1, 0]
