@@ -93,8 +93,9 @@ def bench_image(epochs: int, seeds: int, max_rows: int) -> dict:
     model = vision.CNNClassifier(seed=SEED, **kwargs).fit(data.X_train, data.y_train, data.X_valid, data.y_valid)
     acc = vision.evaluate(model, data.X_test, data.y_test)["accuracy"]
     print(f"  image cnn: acc {acc:.4f} in {model.train_seconds_:.1f}s", file=sys.stderr, flush=True)
-    table = vision.poly_vs_relu(data, seeds, SEED, **kwargs)
+    table = vision.poly_vs_relu(data, seeds, SEED, {**vision.ARMS, **vision.ABLATION_ARMS}, **kwargs)
     summary = vision.summarise_experiment(table)
+    ablation = {arm: summary.pop(arm) for arm in vision.ABLATION_ARMS}
     per_seed = {arm: [round(a, 4) for a in g["test_accuracy"]] for arm, g in table.groupby("arm", sort=False)}
     return {
         "dataset": data.name,
@@ -104,6 +105,7 @@ def bench_image(epochs: int, seeds: int, max_rows: int) -> dict:
         "train_s": round(model.train_seconds_, 2),
         "epochs_run": model.n_epochs_,
         "experiment": summary,
+        "ablation": ablation,
         "experiment_per_seed_acc": per_seed,
         "experiment_epochs": {arm: [int(e) for e in g["epochs_run"]] for arm, g in table.groupby("arm", sort=False)},
     }
@@ -116,7 +118,10 @@ def main(argv=None) -> int:
     p.add_argument("--skip", nargs="*", default=[], choices=["sentiment", "image"])
     args = p.parse_args(argv)
     t0 = time.perf_counter()
-    result: dict = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick}
+    result: dict = {}
+    if args.skip and Path(args.out).exists():  # a partial run updates the other part's figures in place
+        result = json.loads(Path(args.out).read_text())
+    result |= {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick}
     if "sentiment" not in args.skip:
         s = bench_sentiment(epochs=2 if args.quick else 4, max_rows=3000 if args.quick else 0)
         result |= {"sentiment_test_auc": s["test_auc"], "sentiment_target_auc": TARGET_AUC, "sentiment": s}
@@ -140,7 +145,9 @@ def main(argv=None) -> int:
             f"relu_diverged_of_{exp['relu_adam']['runs']}": exp["relu_adam"]["diverged"],
             "image": im,
         }
-    result["total_s"] = round(time.perf_counter() - t0, 1)
+    result[f"total_s_{'_'.join(p for p in ('sentiment', 'image') if p not in args.skip)}"] = round(
+        time.perf_counter() - t0, 1
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'figure':28} value")

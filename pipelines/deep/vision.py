@@ -571,17 +571,25 @@ def _requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("mlflow", "numpy", "pandas", "scikit-learn", "torch")]
 
 
+# Ablation arms (bench/deep.py): which of the two changes does what.
+ABLATION_ARMS = {
+    "poly_adam": {"activation": "poly", "optimizer": "adam"},
+    "relu_polyadam": {"activation": "relu", "optimizer": "poly_adam"},
+}
 ARMS = {
     "relu_adam": {"activation": "relu", "optimizer": "adam"},
     "poly_polyadam": {"activation": "poly", "optimizer": "poly_adam"},
 }
 
 
-def poly_vs_relu(data: ImageData, seeds: int = 5, base_seed: int = 42, **model_kwargs) -> pd.DataFrame:
-    """Both arms on the same data and seeds: one row per (arm, seed) with accuracy, divergence and curves."""
+def poly_vs_relu(
+    data: ImageData, seeds: int = 5, base_seed: int = 42, arms: dict | None = None, **model_kwargs
+) -> pd.DataFrame:
+    """Every arm (default: both of ``ARMS``) on the same data and seeds: a row per (arm, seed) with accuracy,
+    divergence and curves."""
     rows = []
     chance = 1.0 / len(data.class_names)
-    for arm, spec in ARMS.items():
+    for arm, spec in (arms or ARMS).items():
         for k in range(int(seeds)):
             model = CNNClassifier(seed=base_seed + k, **spec, **model_kwargs)
             model.fit(data.X_train, data.y_train, data.X_valid, data.y_valid)
