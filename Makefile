@@ -46,6 +46,7 @@ bench: $(STAMP)  ## benchmarks: print a table, write bench/results/*.json
 	$(PY) bench/tuning.py
 	$(PY) bench/recommendation.py
 	$(PY) bench/forecasting.py
+	$(PY) bench/deep.py
 
 clean: down
 	rm -rf .state

@@ -153,6 +153,35 @@ class ForecastingSettings:
 
 
 @dataclass(frozen=True)
+class DeepSettings:
+    """The deep-learning DAGs (pipelines/deep): polynomial experiment, image CNN, sentiment, GMM."""
+
+    poly_coefficients: tuple = (0.0, 18.0, -6.0, -2.0)  # f(x), ascending powers: -2x^3 - 6x^2 + 18x
+    poly_clamp: float = 3.0  # the activation f'(x) reads clamp(x, -poly_clamp, poly_clamp)
+    poly_adam_c: float = 10.0  # PolyAdam scale = low + (high - low) / (1 + |f'(mean p)| / c)
+    poly_adam_bounds: tuple = (0.1, 1.0)
+    seeds: int = 5  # seeds per arm of the poly-vs-ReLU experiment
+    image_dataset: str = "auto"  # auto: Fashion-MNIST when its idx files exist, else scikit-learn digits
+    image_epochs: int = 30
+    image_patience: int = 4
+    image_model: str = "image_classifier"
+    sentiment_dataset: str = "reviews"
+    sentiment_min_positive_rating: int = 4  # positive review: rating 4 or 5
+    sentiment_epochs: int = 4
+    sentiment_model: str = "sentiment_classifier"
+    gmm_max_components: int = 8
+    gmm_covariance: str = "full"  # full, tied, diag or spherical
+
+    def __post_init__(self) -> None:
+        if self.gmm_covariance not in ("full", "tied", "diag", "spherical"):
+            raise SettingsError(
+                f"deep.gmm_covariance must be full, tied, diag or spherical, got {self.gmm_covariance!r}"
+            )
+        if self.image_dataset not in ("auto", "fashion_mnist", "digits"):
+            raise SettingsError(f"deep.image_dataset must be auto, fashion_mnist or digits, got {self.image_dataset!r}")
+
+
+@dataclass(frozen=True)
 class Settings:
     state_dir: Path
     lake_root: str
@@ -166,6 +195,7 @@ class Settings:
     datasets: Mapping[str, DatasetSpec]
     recommendation: RecommendationSettings = field(default_factory=RecommendationSettings)
     forecasting: ForecastingSettings = field(default_factory=ForecastingSettings)
+    deep: DeepSettings = field(default_factory=DeepSettings)
 
     def dataset(self, name: str) -> DatasetSpec:
         try:
@@ -253,6 +283,7 @@ _NESTED = {
     ("Settings", "features"): FeatureSettings,
     ("Settings", "demo"): DemoSettings,
     ("Settings", "forecasting"): ForecastingSettings,
+    ("Settings", "deep"): DeepSettings,
     ("FeatureSettings", "split"): SplitSettings,
     ("Settings", "recommendation"): RecommendationSettings,
     ("RecommendationSettings", "columns"): RatingColumns,

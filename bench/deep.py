@@ -1,0 +1,163 @@
+"""Benchmark: the deep-learning use cases (sentiment, image CNN, the poly-vs-ReLU experiment).
+
+What it measures:
+
+- sentiment: the real Women's E-Commerce Clothing Reviews through the real feature chain (the
+  4 demo dates into a throwaway lake), then the DAG's models on gold's train rows: test ROC-AUC
+  and F1 of TF-IDF + logistic regression, the LSTM and their blend; headline ``sentiment_test_auc``
+  is the model the DAG would register (best validation ROC-AUC), target >= 0.95.
+- image: the ReLU CNN (the registered one) on Fashion-MNIST when its idx files are installed, else
+  scikit-learn's digits (``image_dataset`` in the JSON says which): test accuracy and fit seconds.
+- the experiment: poly activation + PolyAdam vs ReLU + Adam, 5 seeds each: mean (and per-seed)
+  test accuracy and how many runs diverged.
+
+torch and BLAS run on one thread, as in a DAG task. MLflow is not involved (the figures are the
+models'). Run: ``python bench/deep.py`` (a few minutes on 2 cores); ``--quick`` for a smoke run.
+Writes ``bench/results/deep.json`` (``--out``) and prints a table.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+SEED = 42
+TARGET_AUC = 0.95
+
+
+def bench_sentiment(epochs: int, max_rows: int) -> dict:
+    from pipelines import features
+    from pipelines.config import load_settings
+    from pipelines.constants import TEST, TRAIN, VALID
+    from pipelines.deep import text
+    from pipelines.lake import Lake
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings({**os.environ, "MLP_LAKE_ROOT": tmp})
+        for day in range(settings.demo.days):
+            ds = f"2026-01-{day + 1:02d}"
+            features.run("reviews", ds, settings=settings)
+        data = text.load_reviews(Lake(settings.lake_root), "reviews", ds)
+    train = data[TRAIN] if not max_rows else data[TRAIN].sample(max_rows, random_state=SEED)
+    out, models = {}, {}
+    for name in text.MODELS:
+        model = text.build(name, SEED, epochs)
+        t0 = time.perf_counter()
+        model.fit(train[text.TEXT], train["label"])
+        fit_s = time.perf_counter() - t0
+        models[name] = model
+        out[name] = _judge(text, model, data, VALID, TEST) | {"fit_s": round(fit_s, 1)}
+        print(f"  sentiment {name}: {out[name]}", file=sys.stderr, flush=True)
+    out["blend"] = _judge(text, text.Blend.fitted(models.values()), data, VALID, TEST)
+    best = max(out, key=lambda n: out[n]["valid_roc_auc"])
+    return {
+        "rows": {s: len(data[s]) for s in (TRAIN, VALID, TEST)},
+        "train_rows_used": len(train),
+        "positive_rate": round(float(data[TRAIN]["label"].mean()), 4),
+        "models": out,
+        "best_model": best,
+        "test_auc": out[best]["test_roc_auc"],
+    }
+
+
+def _judge(text, model, data, valid, test) -> dict:
+    v = text.scores(data[valid]["label"], model.predict_proba(data[valid][text.TEXT])[:, 1])
+    t = text.scores(data[test]["label"], model.predict_proba(data[test][text.TEXT])[:, 1])
+    return {
+        "valid_roc_auc": round(v["roc_auc"], 4),
+        "test_roc_auc": round(t["roc_auc"], 4),
+        "test_f1": round(t["f1"], 4),
+    }
+
+
+def bench_image(epochs: int, seeds: int, max_rows: int) -> dict:
+    from pipelines.config import load_settings
+    from pipelines.deep import vision
+
+    cfg = load_settings().deep
+    data = vision.load_images("auto", SEED, max_train_rows=max_rows)
+    kwargs = vision.model_params({"epochs": epochs}, cfg)
+    model = vision.CNNClassifier(seed=SEED, **kwargs).fit(data.X_train, data.y_train, data.X_valid, data.y_valid)
+    acc = vision.evaluate(model, data.X_test, data.y_test)["accuracy"]
+    print(f"  image cnn: acc {acc:.4f} in {model.train_seconds_:.1f}s", file=sys.stderr, flush=True)
+    table = vision.poly_vs_relu(data, seeds, SEED, {**vision.ARMS, **vision.ABLATION_ARMS}, **kwargs)
+    summary = vision.summarise_experiment(table)
+    ablation = {arm: summary.pop(arm) for arm in vision.ABLATION_ARMS}
+    per_seed = {arm: [round(a, 4) for a in g["test_accuracy"]] for arm, g in table.groupby("arm", sort=False)}
+    return {
+        "dataset": data.name,
+        "shape": list(data.shape),
+        "rows": data.summary(),
+        "test_acc": round(acc, 4),
+        "train_s": round(model.train_seconds_, 2),
+        "epochs_run": model.n_epochs_,
+        "experiment": summary,
+        "ablation": ablation,
+        "experiment_per_seed_acc": per_seed,
+        "experiment_epochs": {arm: [int(e) for e in g["epochs_run"]] for arm, g in table.groupby("arm", sort=False)},
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="smoke run: small epochs, 2 seeds, a sample of rows")
+    p.add_argument("--out", default=str(REPO / "bench" / "results" / "deep.json"))
+    p.add_argument("--skip", nargs="*", default=[], choices=["sentiment", "image"])
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    result: dict = {}
+    if args.skip and Path(args.out).exists():  # a partial run updates the other part's figures in place
+        result = json.loads(Path(args.out).read_text())
+    result |= {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick}
+    if "sentiment" not in args.skip:
+        s = bench_sentiment(epochs=2 if args.quick else 4, max_rows=3000 if args.quick else 0)
+        result |= {"sentiment_test_auc": s["test_auc"], "sentiment_target_auc": TARGET_AUC, "sentiment": s}
+    if "image" not in args.skip:
+        im = bench_image(
+            epochs=5 if args.quick else 30, seeds=2 if args.quick else 5, max_rows=500 if args.quick else 0
+        )
+        exp = im["experiment"]
+        result |= {
+            "fashion_test_acc": im["test_acc"],
+            "fashion_dataset": im["dataset"],
+            "fashion_note": "scikit-learn digits (8x8): Fashion-MNIST is not installed here"
+            if im["dataset"] == "digits"
+            else "Fashion-MNIST",
+            "fashion_train_s": im["train_s"],
+            "poly_vs_relu_acc": {
+                "poly_polyadam": exp["poly_polyadam"]["accuracy_mean"],
+                "relu_adam": exp["relu_adam"]["accuracy_mean"],
+            },
+            f"poly_diverged_of_{exp['poly_polyadam']['runs']}": exp["poly_polyadam"]["diverged"],
+            f"relu_diverged_of_{exp['relu_adam']['runs']}": exp["relu_adam"]["diverged"],
+            "image": im,
+        }
+    result[f"total_s_{'_'.join(p for p in ('sentiment', 'image') if p not in args.skip)}"] = round(
+        time.perf_counter() - t0, 1
+    )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'figure':28} value")
+    for key, value in result.items():
+        if not isinstance(value, dict):
+            print(f"{key:28} {value}")
+        elif key == "poly_vs_relu_acc":
+            print(f"{key:28} poly {value['poly_polyadam']}  relu {value['relu_adam']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
