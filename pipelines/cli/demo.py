@@ -8,6 +8,8 @@ here (or the one ``make up`` already runs). Progress is read from Airflow's meta
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import subprocess
 import time
@@ -37,6 +39,9 @@ def demo_dates(settings: Settings, days: int | None = None) -> list[str]:
     return [(start + timedelta(days=i)).isoformat() for i in range(days or settings.demo.days)]
 
 
+SHUTDOWN_GRACE_S = 120  # how long `airflow dags test` may take to exit once its run has ended
+
+
 def run_dag(settings: Settings, env: dict, dag_id: str, ds: str, conf: str | None = None) -> RunResult:
     """One DAG run through Airflow with the executor; prints a progress line as tasks finish."""
     db = stack.airflow_home(settings) / "airflow.db"
@@ -48,18 +53,52 @@ def run_dag(settings: Settings, env: dict, dag_id: str, ds: str, conf: str | Non
         command += ["--conf", conf]
     t0 = time.monotonic()
     with open(log, "wb") as out:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        shown = None
-        while proc.poll() is None:
-            time.sleep(1)
-            status = _progress(db, dag_id, before)
-            if status and status != shown:
-                print(f"  {dag_id} {ds}  {status}  ({time.monotonic() - t0:.0f}s)", flush=True)
-                shown = status
+        proc = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        try:
+            shown, ended_at = None, None
+            while proc.poll() is None:
+                time.sleep(1)
+                status = _progress(db, dag_id, before)
+                if status and status != shown:
+                    print(f"  {dag_id} {ds}  {status}  ({time.monotonic() - t0:.0f}s)", flush=True)
+                    shown = status
+                ended_at = ended_at or (time.monotonic() if _run_ended(db, dag_id, before) else None)
+                if ended_at and time.monotonic() - ended_at > SHUTDOWN_GRACE_S:
+                    # The run is over in the metadata DB but `airflow dags test` hangs shutting its
+                    # executor down (seen with a defunct worker): stop it rather than wait forever.
+                    _stop(proc)
+                    out.write(
+                        f"\n[demo] run ended; airflow dags test did not exit within {SHUTDOWN_GRACE_S}s: stopped\n".encode()
+                    )
+        except BaseException:  # Ctrl-C or an error here: the run's own session must not outlive us
+            _stop(proc)
+            raise
     seconds = time.monotonic() - t0
     run = _run_after(db, dag_id, before)
     state = run[1] if run else f"failed (exit {proc.returncode}, no run recorded)"
     return RunResult(dag_id, ds, state, seconds, run[0] if run else None, log=log)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the process group of ``proc``: TERM, then KILL after 30 s."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+def _run_ended(db: Path, dag_id: str, after: int) -> bool:
+    try:
+        run = _run_after(db, dag_id, after)
+    except sqlite3.Error:
+        return False
+    return bool(run) and run[1] in ("success", "failed")
 
 
 def _connect(db: Path) -> sqlite3.Connection:
