@@ -134,13 +134,13 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
     )
     app.state.service = service
 
-    def _body_schema() -> dict:
-        """OpenAPI request body: one row or a list of rows, from the champion's signature (when loaded)."""
+    def _body_schema(many: bool) -> dict:
+        """OpenAPI request body: one row (or a list of rows), from the champion's signature (when loaded)."""
         served = service.store.models.get(CHAMPION)
         if served is None:
             return {"type": "object"}
         row = served.request_model.model_json_schema(by_alias=True)
-        return {"anyOf": [row, {"type": "array", "items": row}]}
+        return {"anyOf": [row, {"type": "array", "items": row}]} if many else row
 
     @app.get("/health")
     def health():
@@ -250,9 +250,9 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
     def openapi():
         if app.openapi_schema is None:
             schema = original_openapi()
-            for path in ("/predict", "/explain"):
+            for path, many in (("/predict", True), ("/explain", False)):
                 body = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]
-                body["schema"] = _body_schema()
+                body["schema"] = _body_schema(many)
             app.openapi_schema = schema
         return app.openapi_schema
 
