@@ -61,6 +61,7 @@ def log_version(tracking_uri: str, C: float = 1.0, alias: str = "champion", back
             name="model",
             signature=infer_signature(X.head(5), model.predict_proba(X.head(5))[:, 1]),
             input_example=X.head(5),
+            serialization_format="cloudpickle",  # as training.run._log_model
             pyfunc_predict_fn="predict_proba",
             pip_requirements=["scikit-learn"],
         )
