@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -148,3 +149,24 @@ def test_ab_test_routes_by_unit_and_records_the_arm(store):
         assert all((p["arm"] == "challenger") == (p["version"] == challenger) for p in out)
         again = client.post("/predict", json=[{**ROW, "unit_id": f"u{i}"} for i in range(60)]).json()["predictions"]
         assert [p["arm"] for p in again] == [p["arm"] for p in out]
+
+
+def test_replay_with_injected_drift_then_labels(store):
+    from pipelines.monitoring.run import read_labels, write_labels
+    from pipelines.serving.replay import inject_drift, replay
+    from tests.unit.serving.registry_helpers import rows
+
+    environ, _, _ = store
+    settings, client = _client(environ)
+    data = rows(120, seed=5)
+    drifted = inject_drift(data, shift={"x1": 3.0}, replace={"city": "zz"}, fraction=0.5, seed=1)
+    assert (drifted["x1"] > data["x1"]).mean() == pytest.approx(0.5, abs=0.15)
+    units = [f"r{i}" for i in range(len(data))]
+    with client:
+        out = replay(client, drifted[["age", "x1", "city"]], units, batch_size=50)
+    assert out["unit_id"].tolist() == units and out["probability"].between(0, 1).all()
+    lake = Lake(settings.lake_root)
+    write_labels(lake, "labels", NAME, "2026-01-02", pd.DataFrame({"unit_id": units, "label": data["label"]}))
+    assert len(read_labels(lake, "labels", NAME)) == 120
+    with pytest.raises(ValueError, match="colour"):
+        inject_drift(data, replace={"colour": "red"})
