@@ -20,7 +20,7 @@ from pipelines.config import Settings, load_settings
 from pipelines.lake import Lake
 from pipelines.monitoring import alerts as al
 from pipelines.monitoring import anomaly, drift, performance
-from pipelines.serving import predlog
+from pipelines.serving import ab, predlog
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,10 @@ def check(ds: str, params: dict | None = None, airflow_run_id: str = "", setting
         if verdict["degraded"]:
             alerts.append(al.alert(ds, model, al.DEGRADATION, "roc_auc", verdict["drop"], max_drop, verdict["reason"]))
         _write(lake, f"{al.MONITORING}/{model}_batches/ds={ds}/batches.parquet", metrics)
+        if predlog.ARM in joined.columns and (joined[predlog.ARM] == ab.CHALLENGER_ARM).any():
+            summary["ab_test"] = ab.analyse(
+                joined, arm=predlog.ARM, label=LABELS_LABEL, probability=predlog.PROBABILITY, seed=settings.seed
+            )
 
     drift_table = pd.DataFrame()
     if len(today):
@@ -174,5 +178,8 @@ def _log_mlflow(settings, model, ds, airflow_run_id, summary, metrics, drift_tab
             log_frame(metrics, "monitoring/batches.json")
         if len(drift_table):
             log_frame(drift_table, "monitoring/drift.json")
+        if summary.get("ab_test"):
+            mlflow.log_dict(summary["ab_test"], "monitoring/ab_test.json")
+            mlflow.set_tag("ab_recommendation", summary["ab_test"]["recommendation"])
         mlflow.set_tag("retrain", str(summary["retrain"]))
         return run.info.run_id

@@ -11,7 +11,7 @@ from pipelines.config import load_settings
 from pipelines.constants import GOLD, LABEL, ROW_ID, SPLIT
 from pipelines.lake import Lake
 from pipelines.monitoring import run
-from pipelines.serving import predlog
+from pipelines.serving import ab, predlog
 
 MODEL = "toy_classifier"
 
@@ -91,3 +91,33 @@ def test_degradation_and_drift_alert_and_ask_for_retraining(env):
     again = run.check("2026-01-06", settings=settings)
     assert again["alerts"] == out["alerts"]
     assert len(lake.read_parquet(f"monitoring/{MODEL}_alerts/ds=2026-01-06/alerts.parquet")) == out["alerts"]
+
+
+def test_no_traffic_yet_is_not_an_error(env):
+    settings, lake, _ = env
+    out = run.check("2026-01-01", settings=settings)
+    assert out["predictions"] == 0 and out["labelled"] == 0 and out["alerts"] == 0 and out["retrain"] is False
+
+
+def test_ab_arms_in_the_log_are_analysed(env):
+    settings, lake, rng = env
+    n = 600
+    units = [f"ab-{i}" for i in range(n)]
+    arms = ["challenger" if ab.assign("exp", u, 0.5) == "challenger" else "champion" for u in units]
+    y = rng.integers(0, 2, n)
+    signal = np.where(np.array(arms) == "challenger", 2.0, 0.2)
+    proba = 1 / (1 + np.exp(-(signal * (2 * y - 1) + rng.normal(size=n))))
+    frame = _features(n, rng)
+    log = predlog.PredictionLogger(lake, MODEL)
+    log.log(
+        [
+            {predlog.TS: pd.Timestamp("2026-01-03 08:00", tz="UTC"), predlog.UNIT_ID: u, predlog.ARM: a,
+             predlog.PROBABILITY: float(p), **row}
+            for u, a, p, row in zip(units, arms, proba, frame.to_dict("records"), strict=True)
+        ]
+    )  # fmt: skip
+    log.close()
+    run.write_labels(lake, "labels", MODEL, "2026-01-03", pd.DataFrame({"unit_id": units, "label": y}))
+    out = run.check("2026-01-03", settings=settings)
+    assert out["ab_test"]["recommendation"] == "promote", out["ab_test"]["reason"]
+    assert out["ab_test"]["arms"]["challenger"]["rows"] + out["ab_test"]["arms"]["champion"]["rows"] == n
