@@ -47,7 +47,7 @@ class PredictionLogger:
         self._pending: list[dict] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()
         self.rows_written = 0
         self.files_written = 0
 
@@ -76,8 +76,11 @@ class PredictionLogger:
         last = time.monotonic()
         while not self._stop.is_set():
             with contextlib.suppress(queue.Empty):
-                self._pending.append(self._queue.get(timeout=min(0.2, self.flush_interval_s)))
-            self._drain()
+                item = self._queue.get(timeout=min(0.2, self.flush_interval_s))
+                with self._write_lock:  # flush() may run in another thread and swap the list
+                    self._pending.append(item)
+            with self._write_lock:
+                self._drain()
             if len(self._pending) >= self.batch_rows or (
                 self._pending and time.monotonic() - last >= self.flush_interval_s
             ):
