@@ -121,3 +121,24 @@ def test_alerts_are_stored_and_sent(tmp_path, caplog):
         alerts.notify(found, "webhook", "")
     with pytest.raises(ValueError, match="unknown monitoring.notifier"):
         alerts.notify(found, "pager")
+
+
+def test_webhook_notifier_posts_the_alerts_and_survives_a_failure(monkeypatch):
+    import httpx
+
+    sent = []
+
+    def fake_post(url, json, timeout):
+        sent.append((url, json))
+        return httpx.Response(200, request=httpx.Request("POST", url))
+
+    found = [alerts.alert("2026-01-05", "m", alerts.DEGRADATION, "roc_auc", 0.08, 0.05, "down 8%")]
+    monkeypatch.setattr(httpx, "post", fake_post)
+    assert alerts.notify(found, "webhook", "http://127.0.0.1:9/hook") == "posted 1 alert(s) to the webhook"
+    assert sent[0][0] == "http://127.0.0.1:9/hook" and sent[0][1]["alerts"][0]["kind"] == "degradation"
+
+    def failing_post(url, json, timeout):
+        return httpx.Response(500, request=httpx.Request("POST", url))
+
+    monkeypatch.setattr(httpx, "post", failing_post)
+    assert alerts.notify(found, "webhook", "http://127.0.0.1:9/hook").startswith("webhook failed")
