@@ -46,7 +46,9 @@ class Service:
         self.started_at = datetime.now(UTC)
 
     def start(self) -> None:
-        self.store.load(required=(CHAMPION,)).start()
+        if CHAMPION not in self.store.models:  # serve() loads before uvicorn starts, to fail with a clear message
+            self.store.load(required=(CHAMPION,))
+        self.store.start()
         self.log.start()
 
     def stop(self) -> None:
@@ -269,8 +271,10 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     """Run the API on uvicorn until interrupted (the prediction log is flushed on shutdown)."""
     import uvicorn
 
+    service = Service(settings)
+    service.store.load(required=(CHAMPION,))  # raises ModelNotFound (naming model and alias) before binding
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, service),
         host=host or settings.serving.host,
         port=port or settings.serving.port,
         log_level="info",

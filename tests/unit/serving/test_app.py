@@ -170,3 +170,14 @@ def test_replay_with_injected_drift_then_labels(store):
     assert len(read_labels(lake, "labels", NAME)) == 120
     with pytest.raises(ValueError, match="colour"):
         inject_drift(data, replace={"colour": "red"})
+
+
+def test_serve_without_a_champion_names_the_model_and_alias(tmp_path, capsys, monkeypatch):
+    from pipelines.cli import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/empty.db")
+    monkeypatch.setenv("MLP_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("MLP_SERVING__MODEL", "nobody")
+    assert main(["serve", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "'nobody'" in err and "'champion'" in err and "training DAG" in err
