@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: demo test test-fast up down lint format bench venv clean
+.PHONY: demo test test-fast up down serve lint format bench venv clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,9 @@ up: $(STAMP)  ## Airflow UI on :8080 and MLflow UI on :5000, both on 127.0.0.1, 
 down:  ## stop what `make up` started (by PID file)
 	@if [ -x $(PY) ]; then $(PY) -m pipelines down; else echo "nothing to stop"; fi
 
+serve: $(STAMP)  ## the prediction API (champion of serving.model) on 127.0.0.1:8000, in the foreground
+	$(PY) -m pipelines serve
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -47,6 +50,7 @@ bench: $(STAMP)  ## benchmarks: print a table, write bench/results/*.json
 	$(PY) bench/recommendation.py
 	$(PY) bench/forecasting.py
 	$(PY) bench/deep.py
+	$(PY) bench/serving.py
 
 clean: down
 	rm -rf .state

@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     fc.add_argument("--ds", required=True, help="use gold up to this date, YYYY-MM-DD")
     fc.add_argument("--dataset", help="dataset name (default: forecasting.dataset)")
     fc.add_argument("--params", default="{}", help='JSON of DAG Params, e.g. \'{"horizon": 14, "tuning_calls": 4}\'')
+    srv = sub.add_parser("serve", help="run the prediction API (FastAPI on uvicorn) over the champion model")
+    srv.add_argument("--host", help="bind address (default: serving.host, 127.0.0.1)")
+    srv.add_argument("--port", type=int, help="port (default: serving.port)")
     sub.add_parser("env", help="print shell exports to use the airflow CLI against the embedded stack")
     return p
 
@@ -65,6 +68,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(json.dumps(summary, indent=2, default=str))
         return 0
+    if args.command == "serve":
+        from pipelines.serving.app import serve
+        from pipelines.serving.model import ModelNotFound
+
+        try:
+            return serve(settings, args.host, args.port)
+        except ModelNotFound as exc:
+            print(f"serve: {exc}", file=sys.stderr)
+            return 2
     if args.command == "env":
         from pipelines.cli import stack
 

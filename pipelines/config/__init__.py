@@ -182,6 +182,57 @@ class DeepSettings:
 
 
 @dataclass(frozen=True)
+class ABSettings:
+    """A/B test of the challenger against the champion in the serving API ("" experiment: no test)."""
+
+    experiment: str = ""  # name hashed with each unit id (changing it reshuffles the arms)
+    challenger_fraction: float = 0.5  # share of units routed to the challenger
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.challenger_fraction <= 1:
+            raise SettingsError(f"serving.ab.challenger_fraction must be in [0, 1], got {self.challenger_fraction}")
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """The real-time prediction API (pipelines.serving)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model: str = "adult_classifier"  # registered model served by its champion alias
+    reload_interval_s: float = 30.0  # how often the aliases are polled for a new version
+    max_body_bytes: int = 1_048_576  # larger request bodies get a 413
+    log_batch_rows: int = 500  # the prediction log writes a Parquet file once this many rows wait ...
+    log_flush_interval_s: float = 5.0  # ... or this many seconds passed
+    explain_permutations: int = 4  # permutation explainer cost per /explain row
+    ab: ABSettings = field(default_factory=ABSettings)
+
+    def __post_init__(self) -> None:
+        if self.max_body_bytes < 1 or self.log_batch_rows < 1 or self.reload_interval_s <= 0:
+            raise SettingsError("serving.max_body_bytes, log_batch_rows and reload_interval_s must be positive")
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    """The monitoring DAG (pipelines.monitoring): degradation, drift and anomaly thresholds."""
+
+    model: str = "adult_classifier"
+    reference_dataset: str = "adult"  # gold dataset whose train split is the drift reference
+    labels_dataset: str = "labels"  # lake table labels/<model>/ds=...: unit_id, label
+    window: int = 10  # degradation: mean ROC-AUC of the latest `window` batches vs the `window` before
+    max_auc_drop: float = 0.05  # alert when that mean drops by more than this fraction
+    psi_bins: int = 10  # PSI: quantile bins of the reference (numeric), one bin per category
+    psi_threshold: float = 0.2  # PSI above this is drift (0.1-0.2: moderate, > 0.2: significant)
+    p_value: float = 0.01  # KS / chi-square drift when p < this
+    anomaly_quantile: float = 0.99  # anomaly alert: rows above this quantile of the reference's score ...
+    anomaly_max_share: float = 0.05  # ... exceed this share of a batch
+    gmm_max_components: int = 6  # GaussianMixture components tried (chosen by BIC)
+    notifier: str = "log"  # log | webhook
+    webhook_url: str = ""
+    retrain_on_alert: bool = True  # degradation or drift triggers the training DAG
+
+
+@dataclass(frozen=True)
 class Settings:
     state_dir: Path
     lake_root: str
@@ -196,6 +247,8 @@ class Settings:
     recommendation: RecommendationSettings = field(default_factory=RecommendationSettings)
     forecasting: ForecastingSettings = field(default_factory=ForecastingSettings)
     deep: DeepSettings = field(default_factory=DeepSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
     def dataset(self, name: str) -> DatasetSpec:
         try:
@@ -287,6 +340,9 @@ _NESTED = {
     ("FeatureSettings", "split"): SplitSettings,
     ("Settings", "recommendation"): RecommendationSettings,
     ("RecommendationSettings", "columns"): RatingColumns,
+    ("Settings", "serving"): ServingSettings,
+    ("ServingSettings", "ab"): ABSettings,
+    ("Settings", "monitoring"): MonitoringSettings,
 }
 
 

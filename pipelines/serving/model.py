@@ -1,0 +1,220 @@
+"""A registered model loaded by alias, its request schema from the signature, and hot swapping.
+
+``load(tracking_uri, name, alias)`` resolves the alias to a version and loads the fitted
+scikit-learn model (``mlflow.sklearn``: the same object the training DAG logged, with
+``predict_proba``). The request schema is a pydantic model built from the signature's input
+columns: every feature is required (null allowed: the pipelines impute), extra keys are refused,
+and ``unit_id`` (A/B routing, label joins) is optional.
+
+``ModelStore`` holds the served models by alias and polls the aliases every N seconds; a moved
+alias loads the new version next to the old one and then swaps the reference (one assignment), so
+a request always sees one consistent version.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.errors import DataError
+
+log = logging.getLogger(__name__)
+
+UNIT_ID = "unit_id"
+# MLflow signature column types -> Python types of the request schema and pandas dtypes of the frame.
+_PY_TYPES = {"double": float, "float": float, "long": int, "integer": int, "boolean": bool, "string": str}
+_DTYPES = {"double": "float64", "float": "float64", "long": "int64", "integer": "int64", "boolean": "bool"}
+
+
+class ModelNotFound(DataError):
+    """The registered model or alias does not exist."""
+
+
+@dataclass
+class ServedModel:
+    name: str
+    version: str
+    alias: str
+    run_id: str
+    model: Any  # fitted scikit-learn estimator with predict_proba
+    columns: list[tuple[str, str]]  # (feature, signature type) in signature order
+    request_model: Any = None  # pydantic model of one row
+    _explainer: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def features(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "run_id": self.run_id,
+            "features": [{"name": c, "type": t, "required": True, "nullable": True} for c, t in self.columns],
+        }
+
+    def frame(self, rows: list[dict]) -> pd.DataFrame:
+        """Validated rows as the DataFrame the model was trained on (signature order and dtypes)."""
+        frame = pd.DataFrame([{c: r.get(c) for c in self.features} for r in rows], columns=self.features)
+        for c, t in self.columns:
+            dtype = _DTYPES.get(t)
+            if dtype == "int64" and frame[c].isna().any():
+                dtype = "float64"  # a missing integer: NaN, as pandas reads it
+            if dtype and not (dtype == "bool" and frame[c].isna().any()):
+                frame[c] = frame[c].astype(dtype)
+        return frame
+
+    def predict(self, rows: list[dict]) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(self.frame(rows)))[:, 1].astype(float)
+
+    def explainer(self, tracking_uri: str, permutations: int = 4, seed: int = 0):
+        """The SHAP explainer rebuilt from the background rows stored on the model's run (built once)."""
+        with self._lock:
+            if self._explainer is None:
+                import mlflow
+
+                from pipelines.training import explain
+                from pipelines.training.run import SHAP_BACKGROUND
+
+                mlflow.set_tracking_uri(tracking_uri)
+                try:
+                    path = mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=SHAP_BACKGROUND)
+                except Exception as exc:
+                    raise ModelNotFound(
+                        f"{self.name} version {self.version} has no SHAP background ({SHAP_BACKGROUND} on run "
+                        f"{self.run_id}): {exc}; run the training DAG's explain step for it"
+                    ) from None
+                background = pd.read_parquet(path)
+                self._explainer = explain.build_explainer(
+                    self.model, background, features=self.features, permutations=permutations, seed=seed
+                )
+            return self._explainer
+
+
+def request_model(name: str, columns: list[tuple[str, str]]):
+    """A pydantic model of one request row: each feature required (nullable) with its type, extra keys refused."""
+    from pydantic import ConfigDict, Field, create_model
+
+    fields: dict[str, Any] = {}
+    for i, (column, kind) in enumerate(columns):
+        typ = _PY_TYPES.get(kind, Any)
+        fields[f"f{i}"] = (typ | None if typ is not Any else Any, Field(..., alias=column))
+    fields["unit_id_"] = (str | int | None, Field(None, alias=UNIT_ID))
+    return create_model(
+        f"{name}_row",
+        __config__=ConfigDict(extra="forbid", strict=False, populate_by_name=False),
+        **fields,
+    )
+
+
+def signature_columns(model_uri: str) -> list[tuple[str, str]]:
+    from mlflow.models import get_model_info
+
+    signature = get_model_info(model_uri).signature
+    if signature is None or signature.inputs is None:
+        raise ModelNotFound(f"{model_uri} has no signature: log the model with one (see training.run._log_model)")
+    cols = []
+    for spec in signature.inputs.inputs:
+        kind = getattr(spec.type, "name", str(spec.type))
+        cols.append((spec.name, str(kind)))
+    return cols
+
+
+def load(tracking_uri: str, name: str, alias: str) -> ServedModel:
+    """The version of ``name`` that ``alias`` points at, loaded."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri)
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        raise ModelNotFound(
+            f"no version of registered model {name!r} has alias {alias!r} at {tracking_uri} ({exc.message}); "
+            "run the training DAG first or set serving.model"
+        ) from None
+    return _load_version(tracking_uri, name, alias, str(version.version), version.run_id)
+
+
+def _load_version(tracking_uri: str, name: str, alias: str, version: str, run_id: str) -> ServedModel:
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    uri = f"models:/{name}/{version}"
+    model = mlflow.sklearn.load_model(uri)
+    if not hasattr(model, "predict_proba"):
+        raise ModelNotFound(f"{uri} has no predict_proba: the API serves binary classifiers")
+    columns = signature_columns(uri)
+    served = ServedModel(name, version, alias, run_id, model, columns)
+    served.request_model = request_model(name, columns)
+    return served
+
+
+class ModelStore:
+    """The served models by alias, kept in step with the registry by a polling thread."""
+
+    def __init__(self, tracking_uri: str, name: str, aliases: tuple[str, ...], interval_s: float = 30.0):
+        self.tracking_uri, self.name, self.aliases, self.interval_s = tracking_uri, name, aliases, interval_s
+        self.models: dict[str, ServedModel] = {}
+        self.reloads = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def load(self, required: tuple[str, ...] = ()) -> ModelStore:
+        """Load every alias; ``required`` ones must exist, the others are skipped when missing."""
+        models = {}
+        for alias in self.aliases:
+            try:
+                models[alias] = load(self.tracking_uri, self.name, alias)
+            except ModelNotFound:
+                if alias in required:
+                    raise
+                log.warning("serving: %s has no alias %r; not served", self.name, alias)
+        self.models = models
+        return self
+
+    def refresh(self) -> list[str]:
+        """Reload the aliases that moved; returns the aliases swapped."""
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        client = MlflowClient(self.tracking_uri)
+        swapped, models = [], dict(self.models)
+        for alias in self.aliases:
+            try:
+                found = client.get_model_version_by_alias(self.name, alias)
+            except MlflowException:
+                continue  # a removed alias keeps serving what it had
+            current = models.get(alias)
+            if current is None or current.version != str(found.version):
+                models[alias] = _load_version(self.tracking_uri, self.name, alias, str(found.version), found.run_id)
+                swapped.append(alias)
+                log.info("serving: %s@%s now version %s", self.name, alias, found.version)
+        if swapped:
+            self.models = models  # one assignment: requests see the old dict or the new one
+            self.reloads += 1
+        return swapped
+
+    def start(self) -> ModelStore:
+        self._thread = threading.Thread(target=self._run, name="alias-poll", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("serving: polling the aliases of %s failed; keeping the loaded versions", self.name)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

@@ -1,0 +1,74 @@
+"""A throwaway MLflow store (sqlite) with a small registered classifier logged like the training DAG logs them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+NAME = "toy_classifier"
+FEATURES = ["age", "x1", "city"]
+
+
+def rows(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, n).astype("int64"),
+            "x1": rng.normal(size=n),
+            "city": rng.choice(["a", "b", "c"], n),
+        }
+    )
+    frame["label"] = ((frame["x1"] + (frame["city"] == "a") + rng.logistic(size=n) * 0.5) > 0.5).astype(int)
+    return frame
+
+
+def log_version(tracking_uri: str, C: float = 1.0, alias: str = "champion", background: bool = True) -> str:
+    """Fit, log (signature, predict_proba), store the SHAP background, register and alias; returns the version."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from pipelines.training.run import SHAP_BACKGROUND
+
+    data = rows()
+    X, y = data[FEATURES], data["label"]
+    model = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("num", StandardScaler(), ["age", "x1"]),
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["city"]),
+                    ]
+                ),
+            ),
+            ("model", LogisticRegression(C=C)),
+        ]
+    ).fit(X, y)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("training")
+    with mlflow.start_run(), tempfile.TemporaryDirectory() as tmp:
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(X.head(5), model.predict_proba(X.head(5))[:, 1]),
+            input_example=X.head(5),
+            serialization_format="cloudpickle",  # as training.run._log_model
+            pyfunc_predict_fn="predict_proba",
+            pip_requirements=["scikit-learn"],
+        )
+        if background:
+            path = Path(tmp) / "background.parquet"
+            X.head(40).to_parquet(path, index=False)
+            mlflow.log_artifact(str(path), artifact_path=str(Path(SHAP_BACKGROUND).parent))
+    version = mlflow.register_model(info.model_uri, NAME)
+    MlflowClient(tracking_uri).set_registered_model_alias(NAME, alias, version.version)
+    return str(version.version)
