@@ -18,3 +18,8 @@ def step(module: str, name: str, *args, **kwargs):
         return getattr(importlib.import_module(module), name)(*args, **kwargs)
     except DataError as exc:
         raise AirflowFailException(str(exc)) from exc
+
+
+def asset_events(triggering_asset_events) -> list[dict]:
+    """The ``extra`` dicts (dataset, ds, ...) of the gold Asset events that triggered a run ([] for manual runs)."""
+    return [dict(e.extra or {}) for evs in (triggering_asset_events or {}).values() for e in evs]

@@ -83,7 +83,9 @@ def _step(name: str, *args, **kwargs):
 def recommendation():
     @task
     def prepare(params=None, ds=None, run_id=None, triggering_asset_events=None) -> dict:
-        events = [dict(e.extra or {}) for evs in (triggering_asset_events or {}).values() for e in evs]
+        from _steps import asset_events
+
+        events = asset_events(triggering_asset_events)
         context = _step("prepare", dict(params), "recommendation", run_id, events=events, logical_ds=ds)
         if context.get("skip"):
             from airflow.sdk.exceptions import AirflowSkipException

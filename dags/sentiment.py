@@ -30,7 +30,9 @@ def _step(name: str, *args, **kwargs):
 
 
 def _events(triggering_asset_events) -> list[dict]:
-    return [dict(e.extra or {}) for evs in (triggering_asset_events or {}).values() for e in evs]
+    from _steps import asset_events
+
+    return asset_events(triggering_asset_events)
 
 
 @dag(
