@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from contextlib import suppress
 
+from pipelines import faults
 from pipelines.config import Settings
 
 
@@ -58,6 +59,7 @@ def log_feature_quality(settings: Settings, manifests: dict[str, dict], airflow_
     bronze, silver, gold = manifests["bronze"], manifests["silver"], manifests["gold"]
     tags = {"dataset": gold["dataset"], "ds": gold["ds"], "airflow_run_id": airflow_run_id}
     with get_or_start_run(settings, "features", f"{gold['dataset']} {gold['ds']}", tags) as run:
+        faults.checkpoint("tracking", airflow_run_id)  # reliability tests stop MLflow here, with the run open
         mlflow.set_tags({"gold_content_hash": gold["content_hash"], "gold_schema_hash": gold["schema_hash"]})
         mlflow.log_params({"dataset": gold["dataset"], "ds": gold["ds"], "contract": silver.get("contract")})
         metrics = {
