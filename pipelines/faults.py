@@ -1,6 +1,6 @@
-"""Fault injection points for the reliability tests; a no-op unless ``MLP_FAULT_DIR`` is set.
+"""Fault injection points for the reliability tests; a no-op unless ``PIPELINES_FAULT_DIR`` is set.
 
-A test arms a point by creating ``<MLP_FAULT_DIR>/<point>.armed`` (its text, if any, is a regular
+A test arms a point by creating ``<PIPELINES_FAULT_DIR>/<point>.armed`` (its text, if any, is a regular
 expression the point's ``detail`` must match, e.g. the path being written). The first process to
 reach an armed point claims it (an atomic rename), writes ``<point>.paused`` (its pid and the detail), then
 waits until ``<point>.release`` appears, or until the test kills it. An armed point fires once,
@@ -16,7 +16,7 @@ import re
 import time
 from pathlib import Path
 
-FAULT_DIR_ENV = "MLP_FAULT_DIR"
+FAULT_DIR_ENV = "PIPELINES_FAULT_DIR"
 POLL_S = 0.1
 
 

@@ -3,7 +3,7 @@
 Airflow's api-server, scheduler (LocalExecutor) and dag-processor, plus an MLflow server, each in
 its own process group on 127.0.0.1, with a throwaway state folder and lake. DAG runs are
 triggered through the REST API with a login, as a user would from the UI, and the scheduler runs
-them. ``MLP_FAULT_DIR`` switches on the fault points of ``pipelines.faults``.
+them. ``PIPELINES_FAULT_DIR`` switches on the fault points of ``pipelines.faults``.
 
 The scheduler's timers are shortened (orphan checks every 10 s instead of 300 s) so that the
 recovery the tests wait for happens in seconds; the behaviour is Airflow's own.
@@ -147,6 +147,8 @@ class Stack:
 
     # ---- fault points ------------------------------------------------------------------------
     def arm(self, point: str, pattern: str = "") -> None:
+        for leftover in (f"{point}.paused", f"{point}.release"):  # of an earlier use of the point
+            (self.fault_dir / leftover).unlink(missing_ok=True)
         (self.fault_dir / f"{point}.armed").write_text(pattern)
 
     def wait_paused(self, point: str, timeout: float = 600) -> tuple[int, str]:
@@ -183,7 +185,7 @@ def scheduler_stack(tmp_path_factory):
         {
             "MLP_AIRFLOW__PORT": str(_free_port(taken)),
             "MLP_MLFLOW__PORT": str(_free_port(taken)),
-            "MLP_FAULT_DIR": str(root / "faults"),
+            "PIPELINES_FAULT_DIR": str(root / "faults"),
             # Fail fast while the MLflow server is down and leave the retrying to Airflow.
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
             "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
