@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: demo test test-fast up down serve lint format bench venv clean
+.PHONY: demo test test-fast test-faults up down serve lint format bench venv clean
 
 venv: $(STAMP)
 
@@ -20,8 +20,11 @@ $(STAMP): requirements.txt
 demo: $(STAMP)  ## run every DAG end to end through Airflow on the embedded stack
 	$(PY) -m pipelines demo
 
-test: $(STAMP)  ## unit, DAG integrity, compose and end-to-end Airflow tests
-	$(PY) -m pytest
+test: $(STAMP)  ## unit, DAG integrity, security, compose and end-to-end Airflow tests
+	$(PY) -m pytest -m "not faults"
+
+test-faults: $(STAMP)  ## faults injected into scheduler-driven runs, and the live security checks (about 6 minutes)
+	$(PY) -m pytest -m faults
 
 test-fast: $(STAMP)  ## everything but the Airflow end-to-end runs
 	$(PY) -m pytest -m "not integration"
@@ -51,6 +54,7 @@ bench: $(STAMP)  ## benchmarks: print a table, write bench/results/*.json
 	$(PY) bench/forecasting.py
 	$(PY) bench/deep.py
 	$(PY) bench/serving.py
+	$(PY) bench/reliability.py
 
 clean: down
 	rm -rf .state

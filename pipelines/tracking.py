@@ -58,6 +58,7 @@ def log_feature_quality(settings: Settings, manifests: dict[str, dict], airflow_
 
     bronze, silver, gold = manifests["bronze"], manifests["silver"], manifests["gold"]
     tags = {"dataset": gold["dataset"], "ds": gold["ds"], "airflow_run_id": airflow_run_id}
+    faults.checkpoint("tracking_connect", airflow_run_id)  # reliability tests hold a retry here
     with get_or_start_run(settings, "features", f"{gold['dataset']} {gold['ds']}", tags) as run:
         faults.checkpoint("tracking", airflow_run_id)  # reliability tests stop MLflow here, with the run open
         mlflow.set_tags({"gold_content_hash": gold["content_hash"], "gold_schema_hash": gold["schema_hash"]})

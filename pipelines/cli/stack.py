@@ -1,5 +1,8 @@
 """The embedded stack: Airflow (SQLite, LocalExecutor) and an MLflow server, on 127.0.0.1.
 
+``make up`` runs Airflow's api-server, scheduler, dag-processor and triggerer (what ``airflow
+standalone`` runs, minus the log servers that would listen on every interface).
+
 Services run as background process groups recorded in PID files under ``.state/run``;
 ``stop`` ends exactly those groups. Everything lives under the repo's ignored ``.state``.
 """
@@ -93,14 +96,25 @@ def airflow_env(settings: Settings, base: dict | None = None) -> dict[str, str]:
             "OPENBLAS_NUM_THREADS": env.get("OPENBLAS_NUM_THREADS", "1"),
             "MKL_NUM_THREADS": env.get("MKL_NUM_THREADS", "1"),
             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p),
-            # `airflow standalone` starts its components by name: find the project's own console scripts first.
+            # Airflow starts some of its processes by name: find the project's own console scripts first.
             "PATH": os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p),
         }
     )
     return env
 
 
-def airflow_services(settings: Settings, standalone: bool) -> Service:
+# Airflow's other components, each in a process group of its own next to the api-server. The
+# scheduler (LocalExecutor) and the triggerer would each start a log server listening on every
+# interface (ports 8793/8794); the api-server reads task logs straight from this machine's disk,
+# so they run without one and nothing listens beyond 127.0.0.1.
+COMPONENTS = {
+    "airflow-scheduler": ["scheduler", "--skip-serve-logs"],
+    "airflow-dag-processor": ["dag-processor"],
+    "airflow-triggerer": ["triggerer", "--skip-serve-logs"],
+}
+
+
+def airflow_services(settings: Settings, standalone: bool = False) -> Service:
     af = settings.airflow
     command = (
         [_bin("airflow"), "standalone"]
@@ -193,6 +207,48 @@ def start(settings: Settings, service: Service, env: dict, timeout: float = 180)
     )
 
 
+def spawn(settings: Settings, name: str, command: list[str], env: dict) -> int:
+    """Start a background process group that answers no URL (an Airflow component); record its PID."""
+    if pid := running_pid(settings, name):
+        return pid
+    log_path = settings.state_dir / "logs" / f"{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            command,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=REPO_ROOT,
+        )
+    _pidfile(settings, name).write_text(str(proc.pid))
+    return proc.pid
+
+
+def wait_components(settings: Settings, timeout: float = 300) -> None:
+    """Until the api-server reports the scheduler, dag-processor and triggerer healthy (their heartbeats)."""
+    url = f"{settings.airflow.url}/api/v2/monitor/health"
+    deadline = time.monotonic() + timeout
+    while True:
+        for name in COMPONENTS:
+            if running_pid(settings, name) is None:
+                log = settings.state_dir / "logs" / f"{name}.log"
+                raise RuntimeError(f"{name} exited; see {log}:\n{_tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                health = json.loads(resp.read())
+        except (urllib.error.URLError, OSError, ValueError):
+            health = {}
+        states = {k: (health.get(k) or {}).get("status") for k in ("scheduler", "dag_processor", "triggerer")}
+        if all(v == "healthy" for v in states.values()):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Airflow components not healthy within {timeout:.0f}s: {states}; see {url}")
+        time.sleep(2)
+
+
 def stop(settings: Settings, name: str, grace: float = 20) -> bool:
     """Stop the process group recorded in the service's PID file; True when something was stopped."""
     pid = running_pid(settings, name)
@@ -274,8 +330,11 @@ def services(settings: Settings, env: dict):
 def up(settings: Settings) -> int:
     env = airflow_env(settings)
     migrate(settings, env)
-    af = start(settings, airflow_services(settings, standalone=True), env, timeout=300)
+    af = start(settings, airflow_services(settings), env, timeout=300)
+    for name, args in COMPONENTS.items():
+        spawn(settings, name, [_bin("airflow"), *args], env)
     ml = start(settings, mlflow_service(settings), env)
+    wait_components(settings)
     print(
         f"Airflow UI : {settings.airflow.url}   (user {ADMIN_USER}, password {admin_password(settings) or 'see .state/airflow/simple_auth_manager_passwords.json'})  pid {af}"
     )
@@ -286,6 +345,6 @@ def up(settings: Settings) -> int:
 
 
 def down(settings: Settings) -> int:
-    for name in ("mlflow", "airflow"):
+    for name in ("mlflow", *reversed(COMPONENTS), "airflow"):
         print(f"{name}: {'stopped' if stop(settings, name) else 'not running'}")
     return 0

@@ -5,7 +5,7 @@ its own process group on 127.0.0.1, with a throwaway state folder and lake. DAG 
 triggered through the REST API with a login, as a user would from the UI, and the scheduler runs
 them. ``PIPELINES_FAULT_DIR`` switches on the fault points of ``pipelines.faults``.
 
-The scheduler's timers are shortened (orphan checks every 10 s instead of 300 s) so that the
+The scheduler's timers are shortened (orphan checks every 15 s instead of 300 s) so that the
 recovery the tests wait for happens in seconds; the behaviour is Airflow's own.
 """
 
@@ -196,8 +196,10 @@ def scheduler_stack(tmp_path_factory):
     env = stack.airflow_env(settings, base=environ)
     env.update(
         {
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
-            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
+            # A scheduler whose heartbeat is 30 s old (the default) is dead: its tasks are reset.
+            # Shorter makes a live scheduler on a busy machine reset its own running tasks.
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "30",
+            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "15",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",  # parse once: keeps 2 cores free
         }

@@ -146,7 +146,11 @@ def test_mlflow_down_while_logging_makes_the_task_retry_without_a_duplicate_run(
     wait_for(
         lambda: s.task("features", run_id, "track")["state"] == "up_for_retry", 300, "track to fail and wait to retry"
     )
+    # MLflow comes back before the retry talks to it, however long its start takes on this machine.
+    s.arm("tracking_connect", re.escape(run_id))
+    s.wait_paused("tracking_connect")
     stack.start(s.settings, stack.mlflow_service(s.settings), s.env)
+    s.release("tracking_connect")
 
     assert s.wait_run("features", run_id) == "success", s.log("scheduler")
     assert s.task("features", run_id, "track")["try_number"] == 2
