@@ -23,7 +23,7 @@ demo: $(STAMP)  ## run every DAG end to end through Airflow on the embedded stac
 test: $(STAMP)  ## unit, DAG integrity, security, compose and end-to-end Airflow tests
 	$(PY) -m pytest -m "not faults"
 
-test-faults: $(STAMP)  ## faults injected into scheduler-driven runs, and the live security checks (about 6 minutes)
+test-faults: $(STAMP)  ## faults injected into scheduler-driven runs, and the live security checks (about 8 minutes)
 	$(PY) -m pytest -m faults
 
 test-fast: $(STAMP)  ## everything but the Airflow end-to-end runs
