@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import subprocess
 import sys
 import urllib.error
@@ -45,7 +47,7 @@ def test_airflow_refuses_anonymous_requests_and_bad_logins(scheduler_stack):
         assert _status(f"{s.url}{path}", method, body, json_headers) in (401, 403), (method, path)
     bad_token = {"Authorization": "Bearer not-a-token", **json_headers}
     assert _status(f"{s.url}/api/v2/dags", headers=bad_token) in (401, 403)
-    wrong = b'{"username": "admin", "password": "wrong-password"}'
+    wrong = json.dumps({"username": stack.ADMIN_USER, "password": secrets.token_urlsafe(16)}).encode()
     assert _status(f"{s.url}/auth/token", "POST", wrong, json_headers) == 401
     # The UI sends a visitor without a session to the login page; the admin login works.
     assert _status(f"{s.url}/auth/login") == 200
