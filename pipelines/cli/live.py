@@ -205,7 +205,9 @@ def live_stack(
         yield LiveStack(settings, env, cluster, api, [n for n, _ in started], pgids)
     finally:
         for name, sig in reversed(started):
+            t0 = time.monotonic()
             stack.stop(settings, name, sig=sig)
+            echo(f"  stopped {name} ({time.monotonic() - t0:.0f}s)")
         left = [name for name, pgid in pgids.items() if stack._group_alive(pgid)]
         if cluster is not None and not left:
             postgres.remove_cluster(cluster)

@@ -13,7 +13,6 @@ import re
 import shutil
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
@@ -25,7 +24,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 CHROMIUM = os.environ.get("MLP_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
 TIMEOUT_MS = 60_000
-GREEN = re.compile(r"rgb\((\d+), (\d+), (\d+)\)")
 
 
 @pytest.fixture(scope="module")
@@ -70,22 +68,45 @@ def _shot(page, artifacts: Path, name: str) -> Path:
 
 def _login(page, live, artifacts):
     page.goto(f"{live.airflow_url}/")
-    page.get_by_label(re.compile("username", re.I)).fill("admin")
-    page.get_by_label(re.compile("password", re.I)).fill(live.api.password)
+    page.wait_for_url(re.compile(r"/auth/login"))  # authentication is on: the UI sends us to log in
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", live.api.password)
     _shot(page, artifacts, "01-airflow-login")
-    page.get_by_role("button", name=re.compile("sign in|log in|login", re.I)).click()
+    page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"^(?!.*/auth/login).*$"))
+
+
+# The element's background as sRGB bytes, whatever CSS colour syntax the UI uses (rgb(), oklch(), ...).
+BACKGROUND_RGB = """el => {
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = 1;
+    const ctx = canvas.getContext("2d");
+    ctx.fillStyle = getComputedStyle(el).backgroundColor;
+    ctx.fillRect(0, 0, 1, 1);
+    return Array.from(ctx.getImageData(0, 0, 1, 1).data.slice(0, 3));
+}"""
+
+
+def _is_green(rgb: list[int]) -> bool:
+    r, g, b = rgb
+    return g > 90 and g > 1.5 * r and g > 1.5 * b
 
 
 def test_airflow_ui_shows_green_runs(page, live, runs, artifacts):
     assert runs.states == {"features": "success", "training": "success"}
     _login(page, live, artifacts)
-    for i, (dag_id, run_id) in enumerate(runs.ids.items(), start=2):
-        page.goto(f"{live.airflow_url}/dags/{dag_id}/runs/{quote(run_id, safe='')}")
-        badge = page.get_by_text("success", exact=True).first
+    for i, (dag_id, run_id) in enumerate(runs.ids.items()):
+        page.goto(f"{live.airflow_url}/dags/{dag_id}/runs")
+        row = page.locator("tr").filter(has=page.locator(f'a[href="/dags/{dag_id}/runs/{run_id}"]')).first
+        badge = row.get_by_test_id("state-badge")
         badge.wait_for()
-        _shot(page, artifacts, f"0{i}-airflow-{dag_id}-run")
-        page.get_by_text(run_id).first.wait_for()
+        _shot(page, artifacts, f"0{2 + 2 * i}-airflow-{dag_id}-runs")
+        assert badge.inner_text().strip().lower() == "success"
+        assert _is_green(badge.evaluate(BACKGROUND_RGB)), badge.evaluate(BACKGROUND_RGB)
+        # The run's grid: every task instance of the run in a green (success) square.
+        page.goto(f"{live.airflow_url}/dags/{dag_id}/runs/{run_id}")
+        page.get_by_test_id("state-badge").first.wait_for()
+        _shot(page, artifacts, f"0{3 + 2 * i}-airflow-{dag_id}-run")
 
 
 def test_training_task_links_to_its_mlflow_run(page, live, runs, artifacts):
@@ -93,19 +114,21 @@ def test_training_task_links_to_its_mlflow_run(page, live, runs, artifacts):
     xcom = live.api.call(
         "GET", f"dags/training/dagRuns/{run_id}/taskInstances/train/xcomEntries/return_value", map_index=0
     )
-    expected = mlflow_run_url(live.settings.mlflow.browser_url, xcom["value"]["mlflow_run_id"])
-    page.goto(f"{live.airflow_url}/dags/training/runs/{quote(run_id, safe='')}/tasks/train/mapped/0")
+    mlflow_run_id = xcom["value"]["mlflow_run_id"]
+    expected = mlflow_run_url(live.settings.mlflow.browser_url, mlflow_run_id)
+    # The task instance's Details tab lists its extra links.
+    page.goto(f"{live.airflow_url}/dags/training/runs/{run_id}/tasks/train/mapped/0/details")
     link = page.get_by_role("link", name="MLflow run")
     link.wait_for()
-    _shot(page, artifacts, "04-airflow-train-task")
+    _shot(page, artifacts, "06-airflow-train-task-details")
     assert link.get_attribute("href") == expected
     page.goto(expected)
-    page.get_by_text(xcom["value"]["mlflow_run_id"]).first.wait_for()
-    _shot(page, artifacts, "05-mlflow-run-from-link")
+    page.get_by_text(mlflow_run_id).first.wait_for()
+    _shot(page, artifacts, "07-mlflow-run-from-link")
 
 
 def test_mlflow_ui_shows_the_champion(page, live, runs, artifacts):
     page.goto(f"{live.mlflow_url}/#/models/adult_classifier")
-    page.get_by_text("adult_classifier").first.wait_for()
-    page.get_by_text(re.compile("champion")).first.wait_for()
-    _shot(page, artifacts, "06-mlflow-registered-model")
+    page.get_by_role("heading", name="adult_classifier").first.wait_for()
+    page.get_by_text(re.compile(r"^@?\s*champion$")).first.wait_for()
+    _shot(page, artifacts, "08-mlflow-registered-model")
