@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 import urllib.error
 import urllib.parse
@@ -209,10 +210,19 @@ def live_stack(
             stack.stop(settings, name, sig=sig)
             echo(f"  stopped {name} ({time.monotonic() - t0:.0f}s)")
         left = [name for name, pgid in pgids.items() if stack._group_alive(pgid)]
+        answering = [port for port in (airflow_port, mlflow_port, pg_port) if _listening(port)]
         if cluster is not None and not left:
             postgres.remove_cluster(cluster)
-        if left:
-            raise RuntimeError(f"process groups still running after stop: {left} ({pgids})")
+        if left or answering:
+            raise RuntimeError(
+                f"still running after stop: process groups {left} of {pgids}, ports {answering} answering"
+            )
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _wait_healthy(settings: Settings, timeout: float) -> None:
