@@ -194,7 +194,12 @@ def live_stack(
         _start(cluster.service(), environ)
         cluster.create_databases()
         env = _airflow_env(settings, environ, cluster)
-        mlflow_env = {**env, "MLFLOW_BACKEND_STORE_URI": cluster.url("mlflow", "postgresql+psycopg2")}
+        mlflow_env = {
+            **env,
+            "MLFLOW_BACKEND_STORE_URI": cluster.url("mlflow", "postgresql+psycopg2"),
+            # MLflow's GenAI job runner (7 huey consumers, ~50 workers) serves nothing this platform uses.
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        }
         _start(stack.mlflow_service(settings, backend_from_env=True), mlflow_env)
         t0 = time.monotonic()
         stack.migrate(settings, env)
