@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: demo test test-fast test-faults up down serve lint format bench venv clean
+.PHONY: demo test test-fast test-faults test-integration integration-deps up down serve lint format bench venv clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,21 @@ test-faults: $(STAMP)  ## faults injected into scheduler-driven runs, and the li
 
 test-fast: $(STAMP)  ## everything but the Airflow end-to-end runs
 	$(PY) -m pytest -m "not integration"
+
+# Integration mode: PostgreSQL and headless Chromium from the distribution's packages (apt-get, as root or
+# through sudo), Python drivers from requirements.txt. Installs only what is missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+integration-deps:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v postgres >/dev/null || missing="$$missing postgresql"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing$$missing (apt-get)"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+test-integration: $(STAMP) integration-deps  ## PostgreSQL + real Airflow components + MLflow server, REST-triggered runs, browser tests
+	MLP_E2E=1 $(PY) -m pytest tests/e2e -m e2e -s
 
 up: $(STAMP)  ## Airflow UI on :8080 and MLflow UI on :5000, both on 127.0.0.1, in the background
 	$(PY) -m pipelines up

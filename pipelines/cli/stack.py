@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,13 @@ class Service:
     command: list[str]
     health_url: str
     url: str
+    user: str | None = None  # OS user to run as (PostgreSQL refuses root)
+    cwd: str | None = None  # default: the repository root
+    probe: Callable[[], bool] | None = None  # readiness check; default: health_url answers 200
+    stop_signal: int = signal.SIGTERM
+
+    def ready(self) -> bool:
+        return self.probe() if self.probe else is_healthy(self.health_url)
 
 
 def _bin(name: str) -> str:
@@ -65,8 +73,8 @@ def _persistent_secret(path: Path) -> str:
     return path.read_text().strip()
 
 
-def airflow_env(settings: Settings, base: dict | None = None) -> dict[str, str]:
-    """Environment for every Airflow command of the embedded stack."""
+def airflow_env(settings: Settings, base: dict | None = None, database_url: str | None = None) -> dict[str, str]:
+    """Environment for every Airflow command of the embedded stack (metadata DB: SQLite, or ``database_url``)."""
     home = airflow_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     af = settings.airflow
@@ -100,18 +108,10 @@ def airflow_env(settings: Settings, base: dict | None = None) -> dict[str, str]:
             "PATH": os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p),
         }
     )
+    if database_url:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
+        del env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"]
     return env
-
-
-# Airflow's other components, each in a process group of its own next to the api-server. The
-# scheduler (LocalExecutor) and the triggerer would each start a log server listening on every
-# interface (ports 8793/8794); the api-server reads task logs straight from this machine's disk,
-# so they run without one and nothing listens beyond 127.0.0.1.
-COMPONENTS = {
-    "airflow-scheduler": ["scheduler", "--skip-serve-logs"],
-    "airflow-dag-processor": ["dag-processor"],
-    "airflow-triggerer": ["triggerer", "--skip-serve-logs"],
-}
 
 
 def airflow_services(settings: Settings, standalone: bool = False) -> Service:
@@ -124,10 +124,41 @@ def airflow_services(settings: Settings, standalone: bool = False) -> Service:
     return Service("airflow", command, f"{af.url}/api/v2/monitor/health", af.url)
 
 
-def mlflow_service(settings: Settings) -> Service:
+def airflow_components(settings: Settings) -> list[Service]:
+    """Airflow's four long-running components as separate services, the API server last.
+
+    The scheduler and triggerer skip their log-serving side processes (they would listen on all
+    interfaces); on one machine the API server reads task logs from the shared log folder.
+    The API server's health endpoint reports the other three once they heartbeat.
+    """
+    alive = lambda: True  # noqa: E731  (no port of their own: started means running; health comes from the API)
+    return [
+        Service("airflow-scheduler", [_bin("airflow"), "scheduler", "--skip-serve-logs"], "", "", probe=alive),
+        Service("airflow-dag-processor", [_bin("airflow"), "dag-processor"], "", "", probe=alive),
+        Service("airflow-triggerer", [_bin("airflow"), "triggerer", "--skip-serve-logs"], "", "", probe=alive),
+        airflow_services(settings, standalone=False),
+    ]
+
+
+def airflow_health(settings: Settings) -> dict:
+    """The API server's view of the metadata DB, scheduler, triggerer and DAG processor ({} if it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"{settings.airflow.url}/api/v2/monitor/health", timeout=5) as resp:
+            return json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return {}
+
+
+def mlflow_service(settings: Settings, backend_from_env: bool = False) -> Service:
+    """The MLflow server; its backend store is SQLite under the state dir, or ``MLFLOW_BACKEND_STORE_URI``.
+
+    With ``backend_from_env`` the server reads its store URI from the environment it is started
+    with, never from the command line, since the URI may hold a password.
+    """
     m = settings.mlflow
     store = settings.state_dir / "mlflow"
     store.mkdir(parents=True, exist_ok=True)
+    backend = [] if backend_from_env else ["--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}"]
     command = [
         _bin("mlflow"),
         "server",
@@ -135,8 +166,7 @@ def mlflow_service(settings: Settings) -> Service:
         m.host,
         "--port",
         str(m.port),
-        "--backend-store-uri",
-        f"sqlite:///{store / 'mlflow.db'}",
+        *backend,
         "--artifacts-destination",
         str(store / "artifacts"),
         "--workers",
@@ -173,15 +203,20 @@ def running_pid(settings: Settings, name: str) -> int | None:
 
 def start(settings: Settings, service: Service, env: dict, timeout: float = 180) -> int:
     """Start a service in its own process group, record its PID, wait until it answers."""
-    if (pid := running_pid(settings, service.name)) and is_healthy(service.health_url):
+    if (pid := running_pid(settings, service.name)) and service.ready():
         return pid
-    if is_healthy(service.health_url):
+    if service.health_url and service.ready():
         raise RuntimeError(
             f"something else already answers on {service.url}; stop it or move {service.name} to another port "
             f"(MLP_{service.name.upper()}__PORT=...)"
         )
     log_path = settings.state_dir / "logs" / f"{service.name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    as_user = {}
+    if service.user:
+        from pipelines.cli.postgres import run_as
+
+        as_user = run_as(service.user)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             service.command,
@@ -190,7 +225,8 @@ def start(settings: Settings, service: Service, env: dict, timeout: float = 180)
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            cwd=REPO_ROOT,
+            cwd=service.cwd or REPO_ROOT,
+            **as_user,
         )
     _pidfile(settings, service.name).write_text(str(proc.pid))
     deadline = time.monotonic() + timeout
@@ -198,65 +234,43 @@ def start(settings: Settings, service: Service, env: dict, timeout: float = 180)
         if proc.poll() is not None:
             _pidfile(settings, service.name).unlink(missing_ok=True)
             raise RuntimeError(f"{service.name} exited with code {proc.returncode}; see {log_path}:\n{_tail(log_path)}")
-        if is_healthy(service.health_url):
+        if service.ready():
             return proc.pid
         time.sleep(1)
-    stop(settings, service.name)
+    stop(settings, service.name, sig=service.stop_signal)
     raise RuntimeError(
         f"{service.name} did not answer on {service.health_url} within {timeout:.0f}s; see {log_path}:\n{_tail(log_path)}"
     )
 
 
-def spawn(settings: Settings, name: str, command: list[str], env: dict) -> int:
-    """Start a background process group that answers no URL (an Airflow component); record its PID."""
-    if pid := running_pid(settings, name):
-        return pid
-    log_path = settings.state_dir / "logs" / f"{name}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            command,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=REPO_ROOT,
-        )
-    _pidfile(settings, name).write_text(str(proc.pid))
-    return proc.pid
+def wait_healthy(settings: Settings, timeout: float = 300) -> None:
+    """Until the API server reports the metadata DB, scheduler, triggerer and DAG processor healthy.
 
-
-def wait_components(settings: Settings, timeout: float = 300) -> None:
-    """Until the api-server reports the scheduler, dag-processor and triggerer healthy (their heartbeats)."""
-    url = f"{settings.airflow.url}/api/v2/monitor/health"
+    Fails at once, with the log's tail, when one of the components has exited.
+    """
+    components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
     deadline = time.monotonic() + timeout
-    while True:
-        for name in COMPONENTS:
-            if running_pid(settings, name) is None:
-                log = settings.state_dir / "logs" / f"{name}.log"
-                raise RuntimeError(f"{name} exited; see {log}:\n{_tail(log)}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                health = json.loads(resp.read())
-        except (urllib.error.URLError, OSError, ValueError):
-            health = {}
-        states = {k: (health.get(k) or {}).get("status") for k in ("scheduler", "dag_processor", "triggerer")}
-        if all(v == "healthy" for v in states.values()):
+    health: dict = {}
+    while time.monotonic() < deadline:
+        for svc in airflow_components(settings):
+            if running_pid(settings, svc.name) is None:
+                log = settings.state_dir / "logs" / f"{svc.name}.log"
+                raise RuntimeError(f"{svc.name} exited; see {log}:\n{_tail(log)}")
+        health = airflow_health(settings)
+        if all((health.get(c) or {}).get("status") == "healthy" for c in components):
             return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"Airflow components not healthy within {timeout:.0f}s: {states}; see {url}")
         time.sleep(2)
+    raise RuntimeError(f"Airflow components not healthy within {timeout:.0f}s: {health}")
 
 
-def stop(settings: Settings, name: str, grace: float = 20) -> bool:
+def stop(settings: Settings, name: str, grace: float = 20, sig: int = signal.SIGTERM) -> bool:
     """Stop the process group recorded in the service's PID file; True when something was stopped."""
     pid = running_pid(settings, name)
     if pid is None:
         return False
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
+    for signum, wait in ((sig, grace), (signal.SIGKILL, 5)):
         try:
-            os.killpg(pid, sig)
+            os.killpg(pid, signum)
         except ProcessLookupError:
             break
         deadline = time.monotonic() + wait
@@ -330,13 +344,11 @@ def services(settings: Settings, env: dict):
 def up(settings: Settings) -> int:
     env = airflow_env(settings)
     migrate(settings, env)
-    af = start(settings, airflow_services(settings), env, timeout=300)
-    for name, args in COMPONENTS.items():
-        spawn(settings, name, [_bin("airflow"), *args], env)
+    pids = {svc.name: start(settings, svc, env, timeout=300) for svc in airflow_components(settings)}
     ml = start(settings, mlflow_service(settings), env)
-    wait_components(settings)
+    wait_healthy(settings)
     print(
-        f"Airflow UI : {settings.airflow.url}   (user {ADMIN_USER}, password {admin_password(settings) or 'see .state/airflow/simple_auth_manager_passwords.json'})  pid {af}"
+        f"Airflow UI : {settings.airflow.url}   (user {ADMIN_USER}, password {admin_password(settings) or 'see .state/airflow/simple_auth_manager_passwords.json'})  pid {pids['airflow']}"
     )
     print(f"MLflow UI  : {settings.mlflow.server_url}   pid {ml}")
     print(f"Logs       : {settings.state_dir / 'logs'}")
@@ -345,6 +357,6 @@ def up(settings: Settings) -> int:
 
 
 def down(settings: Settings) -> int:
-    for name in ("mlflow", *reversed(COMPONENTS), "airflow"):
+    for name in ("mlflow", *reversed([svc.name for svc in airflow_components(settings)])):
         print(f"{name}: {'stopped' if stop(settings, name) else 'not running'}")
     return 0

@@ -50,7 +50,7 @@ def test_up_serves_both_uis_and_down_leaves_nothing(tmp_path):
         assert f"MLflow UI  : {settings.mlflow.server_url}" in up.stdout
         password = stack.admin_password(settings)
         assert password and f"password {password}" in up.stdout
-        names = ("airflow", *stack.COMPONENTS, "mlflow")
+        names = (*(svc.name for svc in stack.airflow_components(settings)), "mlflow")
         pids = {name: stack.running_pid(settings, name) for name in names}
         assert all(pids.values()), pids  # api-server, scheduler, dag-processor, triggerer, MLflow
         group = [p for p in psutil.process_iter() if _pgid(p) in pids.values()]
