@@ -20,14 +20,14 @@ $(STAMP): requirements.txt
 demo: $(STAMP)  ## run every DAG end to end through Airflow on the embedded stack
 	$(PY) -m pipelines demo
 
-test: $(STAMP)  ## unit, DAG integrity, security, compose and end-to-end Airflow tests
-	$(PY) -m pytest -m "not faults"
+test: $(STAMP) integration-deps  ## everything: unit, DAG integrity, security, Airflow end to end, faults, integration mode + browser
+	MLP_E2E=1 $(PY) -m pytest
 
 test-faults: $(STAMP)  ## faults injected into scheduler-driven runs, and the live security checks (about 8 minutes)
 	$(PY) -m pytest -m faults
 
-test-fast: $(STAMP)  ## everything but the Airflow end-to-end runs
-	$(PY) -m pytest -m "not integration"
+test-fast: $(STAMP)  ## a quick loop: everything but the Airflow end-to-end runs, faults and integration mode
+	$(PY) -m pytest -m "not integration and not faults"
 
 # Integration mode: PostgreSQL and headless Chromium from the distribution's packages (apt-get, as root or
 # through sudo), Python drivers from requirements.txt. Installs only what is missing.
