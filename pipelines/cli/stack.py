@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,10 @@ class Service:
     command: list[str]
     health_url: str
     url: str
+    ready: Callable[[], bool] | None = None  # when answering on health_url is not enough (the scheduler)
+
+    def is_ready(self) -> bool:
+        return self.ready() if self.ready else is_healthy(self.health_url)
 
 
 def _bin(name: str) -> str:
@@ -159,9 +164,9 @@ def running_pid(settings: Settings, name: str) -> int | None:
 
 def start(settings: Settings, service: Service, env: dict, timeout: float = 180) -> int:
     """Start a service in its own process group, record its PID, wait until it answers."""
-    if (pid := running_pid(settings, service.name)) and is_healthy(service.health_url):
+    if (pid := running_pid(settings, service.name)) and service.is_ready():
         return pid
-    if is_healthy(service.health_url):
+    if service.is_ready():
         raise RuntimeError(
             f"something else already answers on {service.url}; stop it or move {service.name} to another port "
             f"(MLP_{service.name.upper()}__PORT=...)"
@@ -184,7 +189,7 @@ def start(settings: Settings, service: Service, env: dict, timeout: float = 180)
         if proc.poll() is not None:
             _pidfile(settings, service.name).unlink(missing_ok=True)
             raise RuntimeError(f"{service.name} exited with code {proc.returncode}; see {log_path}:\n{_tail(log_path)}")
-        if is_healthy(service.health_url):
+        if service.is_ready():
             return proc.pid
         time.sleep(1)
     stop(settings, service.name)
@@ -271,6 +276,46 @@ def services(settings: Settings, env: dict):
             stop(settings, name)
 
 
+def scheduler_service(settings: Settings) -> Service:
+    """A bare scheduler (LocalExecutor); ready once the API server reports its heartbeat as healthy."""
+    health = f"{settings.airflow.url}/api/v2/monitor/health"
+    return Service(
+        "scheduler", [_bin("airflow"), "scheduler"], health, settings.airflow.url, lambda: scheduler_healthy(health)
+    )
+
+
+def scheduler_healthy(health_url: str) -> bool:
+    """Whether the API server at ``health_url`` reports a scheduler heartbeating into its metadata DB."""
+    try:
+        with urllib.request.urlopen(health_url, timeout=2) as resp:
+            return json.load(resp).get("scheduler", {}).get("status") == "healthy"
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+@contextmanager
+def scheduler(settings: Settings, env: dict):
+    """A scheduler for the length of a block, to run DAG runs that wait queued (triggered by another DAG:
+    ``airflow dags test`` runs only its own run). None is started when one already heartbeats (``make up``'s)."""
+    svc = scheduler_service(settings)
+    if svc.is_ready() and not running_pid(settings, svc.name):
+        yield
+        return
+    start(settings, svc, env)
+    try:
+        yield
+    finally:
+        stop(settings, svc.name)
+
+
+def set_paused(env: dict, dag_id: str, paused: bool) -> None:
+    """Pause or unpause a DAG (the scheduler starts runs of unpaused DAGs only)."""
+    verb = "pause" if paused else "unpause"
+    done = subprocess.run([_bin("airflow"), "dags", verb, dag_id], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"airflow dags {verb} {dag_id} failed (exit {done.returncode}):\n{done.stdout}{done.stderr}")
+
+
 def up(settings: Settings) -> int:
     env = airflow_env(settings)
     migrate(settings, env)
@@ -286,6 +331,6 @@ def up(settings: Settings) -> int:
 
 
 def down(settings: Settings) -> int:
-    for name in ("mlflow", "airflow"):
+    for name in ("mlflow", "scheduler", "airflow"):
         print(f"{name}: {'stopped' if stop(settings, name) else 'not running'}")
     return 0
