@@ -34,9 +34,13 @@ class RunResult:
     log: Path | None = None
 
 
+def consecutive_dates(first: str, days: int) -> list[str]:
+    start = date.fromisoformat(first)
+    return [(start + timedelta(days=i)).isoformat() for i in range(days)]
+
+
 def demo_dates(settings: Settings, days: int | None = None) -> list[str]:
-    start = date.fromisoformat(settings.demo.start)
-    return [(start + timedelta(days=i)).isoformat() for i in range(days or settings.demo.days)]
+    return consecutive_dates(settings.demo.start, days or settings.demo.days)
 
 
 SHUTDOWN_GRACE_S = 120  # how long `airflow dags test` may take to exit once its run has ended
@@ -226,7 +230,7 @@ def main(settings: Settings, days: int | None = None) -> int:
                 results += monitoring.results
     print_summary(settings, results, time.monotonic() - t0)
     if monitoring:
-        print_monitoring_summary(monitoring)
+        print_monitoring_summary(settings, monitoring)
     return 0 if results and all(r.state == "success" for r in results) else 1
 
 
@@ -257,9 +261,7 @@ class MonitoringDemo:
 
 
 def replay_dates(settings: Settings) -> list[str]:
-    cfg = settings.demo.monitoring
-    start = date.fromisoformat(cfg.start)
-    return [(start + timedelta(days=i)).isoformat() for i in range(cfg.days)]
+    return consecutive_dates(settings.demo.monitoring.start, settings.demo.monitoring.days)
 
 
 def serving_settings(settings: Settings) -> Settings:
@@ -375,6 +377,24 @@ def monitoring_outputs(settings: Settings, db: Path, result: RunResult, traffic:
     return out
 
 
+def registered_by(settings: Settings, dataset: str, airflow_run_id: str) -> dict:
+    """The model version a training run registered (its tags say which run) and what the registry decided."""
+    from mlflow import MlflowClient
+
+    name = f"{dataset}_classifier"
+    client = MlflowClient(settings.mlflow.server_url)
+    mine = [
+        v for v in client.search_model_versions(f"name = '{name}'") if v.tags.get("airflow_run_id") == airflow_run_id
+    ]
+    if not mine:
+        return {"registered": "nothing"}
+    v = mine[0]
+    return {
+        "registered": f"{name} v{v.version} ({v.tags.get('algorithm')}, {v.tags.get('decision', '')})",
+        **registry_outputs(settings, dataset),
+    }
+
+
 def _monitoring_demo(settings: Settings, env: dict, trained_ds: str) -> MonitoringDemo:
     """Replay, monitor every replayed day through Airflow, then run the training run monitoring triggered."""
     from pipelines.monitoring import alerts
@@ -417,7 +437,11 @@ def _monitoring_demo(settings: Settings, env: dict, trained_ds: str) -> Monitori
             settings, env, "training", first["run_id"], first["conf"].get("ds", ""), cfg.retrain_timeout_s
         )
         dataset = settings.features.dataset
-        retrain.outputs = {**training_outputs(settings, dataset, retrain.ds), **registry_outputs(settings, dataset)}
+        retrain.outputs = {
+            "caused by": f"monitoring {caused_by}",
+            **training_outputs(settings, dataset, retrain.ds),
+            **registered_by(settings, dataset, retrain.run_id),
+        }
         results.append(retrain)
         report["retraining"] = {
             "caused_by": caused_by,
@@ -433,7 +457,7 @@ def _monitoring_demo(settings: Settings, env: dict, trained_ds: str) -> Monitori
     return MonitoringDemo(results, report, path)
 
 
-def print_monitoring_summary(demo: MonitoringDemo) -> None:
+def print_monitoring_summary(settings: Settings, demo: MonitoringDemo) -> None:
     r = demo.report
     print(f"\nMonitoring of the replayed traffic (drift injected from {r['drift_from']}: {r['drift']}):")
     print(f"  {'date':<11} {'drift':<6} {'alerts':>6}  {'alert kinds':<40} drifted features")
@@ -457,8 +481,12 @@ def print_monitoring_summary(demo: MonitoringDemo) -> None:
         print(
             f"  Retraining caused by monitoring: the {t['caused_by']} run's trigger_training created training run "
             f"{t['run_id']} (conf {json.dumps(t['conf'])});\n    Airflow's scheduler ran it: {t['state']} in "
-            f"{t['seconds']:.0f}s, {t.get('champion', '')}"
+            f"{t['seconds']:.0f}s; registered {t.get('registered', 'nothing')}; champion now {t.get('champion', '-')}"
         )
         if any(d["retrain"] for d in r["days"] if d["ds"] > t["caused_by"]):
             print("  (later alerting days ran with retrain off: one retraining per demo)")
     print(f"  Report: {demo.path}")
+    print(
+        f"  Alerts: {Lake(settings.lake_root).uri('monitoring')}/<model>_alerts, MLflow experiment `monitoring`,"
+        f" Airflow UI {settings.airflow.url}/dags/monitoring (`make up`)"
+    )

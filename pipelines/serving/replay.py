@@ -124,8 +124,11 @@ def replay_days(
 ) -> pd.DataFrame:
     """Replay ``rows_per_day`` fresh rows per date through POST /predict with the service's clock on that
     date (noon UTC), drift injected (``inject_drift(**drift)``) into the dates from ``drift_from`` on,
-    then write the date's labels. Returns one row per date: ds, rows, drifted, mean_probability, version."""
+    then write the date's labels. A replay replaces what an earlier one logged for these dates, so
+    replaying again never doubles a day's traffic. Returns one row per date: ds, rows, drifted,
+    mean_probability, version."""
     from pipelines.monitoring.run import write_labels
+    from pipelines.serving.predlog import PREDICTIONS
 
     unknown = set(drift or {}) - set(DRIFT_KEYS)
     if unknown:
@@ -134,6 +137,9 @@ def replay_days(
     if len(rows) < needed:
         raise ValueError(f"{len(dates)} days of {rows_per_day} rows need {needed} held-out rows, got {len(rows)}")
     features = [f["name"] for f in client.get("/model").json()["features"]]
+    service.log.flush()
+    for ds in dates:
+        lake.delete_dir(f"{PREDICTIONS}/{service.log.model}/ds={ds}")
     summary = []
     for i, ds in enumerate(dates):
         day = rows.iloc[i * rows_per_day : (i + 1) * rows_per_day]
