@@ -331,6 +331,8 @@ def up(settings: Settings) -> int:
 
 
 def down(settings: Settings) -> int:
-    for name in ("mlflow", "scheduler", "airflow"):
+    if stop(settings, "scheduler"):  # only ever a leftover of a demo that was killed (see scheduler())
+        print("scheduler: stopped")
+    for name in ("mlflow", "airflow"):
         print(f"{name}: {'stopped' if stop(settings, name) else 'not running'}")
     return 0
