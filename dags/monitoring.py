@@ -15,7 +15,9 @@ Runs daily on the prediction log the serving API writes to the lake
    to an MLflow run (experiment `monitoring`) and the task log, and to the notifier
    (`monitoring.notifier`: log, or a webhook).
 2. **should_retrain**: true when degradation or drift raised an alert (and `retrain` is on).
-3. **trigger_training**: starts the `training` DAG.
+3. **trigger_training**: starts a `training` run with conf `{"ds": <date>, **training_conf}` (the
+   `training_conf` Param: any of the training form's Params, e.g. a quicker retraining). The run is
+   queued like any triggered run: the scheduler starts it once `training` is unpaused.
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ def _step(name: str, *args, **kwargs):
         "retrain": Param(
             True, type="boolean", description="Trigger the training DAG when degradation or drift raises an alert."
         ),
+        "training_conf": Param(
+            {},
+            type="object",
+            description='Params of the training run triggered on an alert, e.g. {"algorithms": ["logreg", "lightgbm"], "tune_top_k": 0}. Its ds is this run\'s date unless given here.',
+        ),
     },
 )
 def monitoring():
@@ -85,7 +92,8 @@ def monitoring():
     trigger = TriggerDagRunOperator(
         task_id="trigger_training",
         trigger_dag_id="training",
-        conf={"ds": "{{ ds }}"},
+        # Rendered to JSON text, which the operator parses back into the run's conf.
+        conf="{{ dict({'ds': ds}, **params.training_conf) | tojson }}",
         skip_when_already_exists=True,
     )
     should_retrain(check()) >> trigger

@@ -34,9 +34,13 @@ class RunResult:
     log: Path | None = None
 
 
+def consecutive_dates(first: str, days: int) -> list[str]:
+    start = date.fromisoformat(first)
+    return [(start + timedelta(days=i)).isoformat() for i in range(days)]
+
+
 def demo_dates(settings: Settings, days: int | None = None) -> list[str]:
-    start = date.fromisoformat(settings.demo.start)
-    return [(start + timedelta(days=i)).isoformat() for i in range(days or settings.demo.days)]
+    return consecutive_dates(settings.demo.start, days or settings.demo.days)
 
 
 SHUTDOWN_GRACE_S = 120  # how long `airflow dags test` may take to exit once its run has ended
@@ -123,11 +127,16 @@ def _run_after(db: Path, dag_id: str, after: int) -> tuple[str, str] | None:
 def _progress(db: Path, dag_id: str, after: int) -> str | None:
     try:
         run = _run_after(db, dag_id, after)
-        if not run:
-            return None
+    except sqlite3.Error:
+        return None
+    return _run_progress(db, dag_id, run[0]) if run else None
+
+
+def _run_progress(db: Path, dag_id: str, run_id: str) -> str | None:
+    try:
         with _connect(db) as con:
             rows = con.execute(
-                "select task_id, map_index, state from task_instance where dag_id = ? and run_id = ?", (dag_id, run[0])
+                "select task_id, map_index, state from task_instance where dag_id = ? and run_id = ?", (dag_id, run_id)
             ).fetchall()
     except sqlite3.Error:
         return None
@@ -199,6 +208,7 @@ def main(settings: Settings, days: int | None = None) -> int:
     )
     stack.migrate(settings, env)
     results: list[RunResult] = []
+    monitoring: MonitoringDemo | None = None
     t0 = time.monotonic()
     with stack.services(settings, env):
         print(f"Airflow API on {settings.airflow.url}, MLflow on {settings.mlflow.server_url}")
@@ -215,7 +225,12 @@ def main(settings: Settings, days: int | None = None) -> int:
             result = run_dag(settings, env, "training", ds, conf=json.dumps(dict(settings.demo.training)))
             result.outputs = {**training_outputs(settings, dataset, ds), **registry_outputs(settings, dataset)}
             results.append(result)
+            if result.state == "success" and settings.demo.monitoring.days:
+                monitoring = _monitoring_demo(settings, env, ds)
+                results += monitoring.results
     print_summary(settings, results, time.monotonic() - t0)
+    if monitoring:
+        print_monitoring_summary(settings, monitoring)
     return 0 if results and all(r.state == "success" for r in results) else 1
 
 
@@ -232,3 +247,246 @@ def print_summary(settings: Settings, results: list[RunResult], total: float) ->
     )
     print(f"  MLflow UI : `make up`, then {settings.mlflow.server_url} (experiments `features` and `training`)")
     print(f"  Task logs : {settings.state_dir / 'logs'} and {stack.airflow_home(settings) / 'logs'}")
+
+
+# -- monitoring: held-out rows as daily traffic through the serving API, the monitoring DAG each day,
+# -- and the retraining run it triggers ------------------------------------------------------------
+
+
+@dataclass
+class MonitoringDemo:
+    results: list[RunResult]  # one monitoring run per replayed day, then the triggered training run
+    report: dict  # alerts.detection_report + the traffic and the triggered runs
+    path: Path  # where the report was written (JSON)
+
+
+def replay_dates(settings: Settings) -> list[str]:
+    return consecutive_dates(settings.demo.monitoring.start, settings.demo.monitoring.days)
+
+
+def serving_settings(settings: Settings) -> Settings:
+    """The settings the in-process prediction API runs with: the registry through the MLflow server
+    (the artifacts of models the server logged resolve only through it)."""
+    from dataclasses import replace
+
+    return replace(settings, mlflow=replace(settings.mlflow, tracking_uri=settings.mlflow.server_url))
+
+
+def replay_traffic(settings: Settings, trained_ds: str) -> list[dict]:
+    """Held-out rows of gold up to ``trained_ds`` through the real API, one simulated day at a time."""
+    from pipelines.serving import replay
+
+    cfg = settings.demo.monitoring
+    lake = Lake(settings.lake_root)
+    rows = replay.held_out(lake, settings.features.dataset, trained_ds, seed=settings.seed)
+    with replay.in_process(serving_settings(settings)) as (client, service):
+        traffic = replay.replay_days(
+            client,
+            service,
+            rows,
+            replay_dates(settings),
+            rows_per_day=cfg.rows_per_day,
+            drift_from=cfg.drift_from,
+            drift=cfg.drift,
+            lake=lake,
+            model=settings.monitoring.model,
+            labels_dataset=settings.monitoring.labels_dataset,
+            seed=settings.seed,
+        )
+    return traffic.to_dict("records")
+
+
+def triggered_runs(db: Path, dag_id: str, after: int) -> list[dict]:
+    """Runs of ``dag_id`` created after row ``after`` by another DAG's TriggerDagRunOperator."""
+    with _connect(db) as con:
+        rows = con.execute(
+            "select run_id, state, conf, triggered_by from dag_run where dag_id = ? and id > ? order by id",
+            (dag_id, after),
+        ).fetchall()
+    out = []
+    for run_id, state, conf, triggered_by in rows:
+        if str(triggered_by).lower() != "operator":
+            continue
+        conf = json.loads(conf) if isinstance(conf, str | bytes) else conf
+        out.append({"run_id": run_id, "state": state, "conf": conf})
+    return out
+
+
+def _is_paused(db: Path, dag_id: str) -> bool:
+    with _connect(db) as con:
+        row = con.execute("select is_paused from dag where dag_id = ?", (dag_id,)).fetchone()
+    return bool(row[0]) if row else True
+
+
+def _run_state(db: Path, dag_id: str, run_id: str) -> str | None:
+    try:
+        with _connect(db) as con:
+            row = con.execute("select state from dag_run where dag_id = ? and run_id = ?", (dag_id, run_id)).fetchone()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
+
+
+def run_triggered(settings: Settings, env: dict, dag_id: str, run_id: str, ds: str, timeout_s: float) -> RunResult:
+    """Let Airflow's scheduler run a DAG run that waits queued (``airflow dags test`` runs only its own run):
+    unpause the DAG, run a scheduler until the run ends, then pause the DAG again if it was paused."""
+    db = stack.airflow_home(settings) / "airflow.db"
+    paused = _is_paused(db, dag_id)
+    t0 = time.monotonic()
+    state = None
+    if paused:
+        stack.set_paused(env, dag_id, False)
+    try:
+        with stack.scheduler(settings, env):
+            shown = None
+            while (state := _run_state(db, dag_id, run_id)) not in ("success", "failed"):
+                if time.monotonic() - t0 > timeout_s:
+                    state = f"still {state} after {timeout_s:.0f}s"
+                    break
+                status = _run_progress(db, dag_id, run_id)
+                if status and status != shown:
+                    print(f"  {dag_id} {run_id}  {status}  ({time.monotonic() - t0:.0f}s)", flush=True)
+                    shown = status
+                time.sleep(1)
+    finally:
+        if paused:
+            stack.set_paused(env, dag_id, True)
+    log = stack.airflow_home(settings) / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+    return RunResult(dag_id, ds, state or "not found", time.monotonic() - t0, run_id, log=log)
+
+
+def monitoring_outputs(settings: Settings, db: Path, result: RunResult, traffic: dict | None) -> dict:
+    from pipelines.monitoring import alerts
+
+    out = {
+        "traffic": traffic["rows"] if traffic else 0,
+        "drift injected": "yes" if traffic and traffic["drifted"] else "no",
+    }
+    stored = alerts.read(Lake(settings.lake_root), settings.monitoring.model, result.ds)
+    if stored is not None:
+        out["alerts"] = len(stored)
+        if len(stored):
+            out["kinds"] = "/".join(sorted(set(stored["kind"])))
+    if result.run_id:
+        with _connect(db) as con:
+            row = con.execute(
+                "select state from task_instance where dag_id = 'monitoring' and run_id = ? and task_id = 'trigger_training'",
+                (result.run_id,),
+            ).fetchone()
+        out["trigger_training"] = row[0] if row else "-"
+    return out
+
+
+def registered_by(settings: Settings, dataset: str, airflow_run_id: str) -> dict:
+    """The model version a training run registered (its tags say which run) and what the registry decided."""
+    from mlflow import MlflowClient
+
+    name = f"{dataset}_classifier"
+    client = MlflowClient(settings.mlflow.server_url)
+    mine = [
+        v for v in client.search_model_versions(f"name = '{name}'") if v.tags.get("airflow_run_id") == airflow_run_id
+    ]
+    if not mine:
+        return {"registered": "nothing"}
+    v = mine[0]
+    return {
+        "registered": f"{name} v{v.version} ({v.tags.get('algorithm')}, {v.tags.get('decision', '')})",
+        **registry_outputs(settings, dataset),
+    }
+
+
+def _monitoring_demo(settings: Settings, env: dict, trained_ds: str) -> MonitoringDemo:
+    """Replay, monitor every replayed day through Airflow, then run the training run monitoring triggered."""
+    from pipelines.monitoring import alerts
+
+    cfg = settings.demo.monitoring
+    dates = replay_dates(settings)
+    print(
+        f"Replaying {cfg.rows_per_day} held-out rows a day through the prediction API for {dates[0]}..{dates[-1]}"
+        f" (drift injected from {cfg.drift_from}: {dict(cfg.drift)})"
+    )
+    t0 = time.monotonic()
+    traffic = {t["ds"]: t for t in replay_traffic(settings, trained_ds)}
+    print(f"  {sum(t['rows'] for t in traffic.values())} predictions served and logged in {time.monotonic() - t0:.0f}s")
+
+    db = stack.airflow_home(settings) / "airflow.db"
+    before = _last_run_pk(db, "training")
+    results, retrain = [], True
+    for ds in dates:
+        # One retraining is enough for the demo: once a day has triggered one, later days alert without
+        # triggering another (`retrain` off), so no second run waits queued behind it.
+        conf = json.dumps({"retrain": retrain, "training_conf": dict(cfg.retrain)})
+        result = run_dag(settings, env, "monitoring", ds, conf=conf)
+        result.outputs = monitoring_outputs(settings, db, result, traffic.get(ds))
+        results.append(result)
+        if result.state != "success":
+            print(f"  monitoring {ds} ended {result.state}; log: {result.log}")
+            break
+        retrain = retrain and result.outputs.get("trigger_training") != "success"
+
+    report = alerts.detection_report(Lake(settings.lake_root), settings.monitoring.model, dates, cfg.drift_from)
+    report["drift"] = dict(cfg.drift)
+    report["traffic"] = list(traffic.values())
+    report["triggered_training_runs"] = triggered_runs(db, "training", before)
+    report["retraining"] = None
+    if report["triggered_training_runs"]:
+        first = report["triggered_training_runs"][0]
+        caused_by = next((d["ds"] for d in report["days"] if d["retrain"]), None)
+        print(f"Monitoring {caused_by} triggered training run {first['run_id']}: running it with Airflow's scheduler")
+        retrain = run_triggered(
+            settings, env, "training", first["run_id"], first["conf"].get("ds", ""), cfg.retrain_timeout_s
+        )
+        dataset = settings.features.dataset
+        retrain.outputs = {
+            "caused by": f"monitoring {caused_by}",
+            **training_outputs(settings, dataset, retrain.ds),
+            **registered_by(settings, dataset, retrain.run_id),
+        }
+        results.append(retrain)
+        report["retraining"] = {
+            "caused_by": caused_by,
+            "run_id": retrain.run_id,
+            "conf": first["conf"],
+            "state": retrain.state,
+            "seconds": round(retrain.seconds, 1),
+            **retrain.outputs,
+        }
+    path = settings.state_dir / "demo" / "monitoring.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str))
+    return MonitoringDemo(results, report, path)
+
+
+def print_monitoring_summary(settings: Settings, demo: MonitoringDemo) -> None:
+    r = demo.report
+    print(f"\nMonitoring of the replayed traffic (drift injected from {r['drift_from']}: {r['drift']}):")
+    print(f"  {'date':<11} {'drift':<6} {'alerts':>6}  {'alert kinds':<40} drifted features")
+    for d in r["days"]:
+        kinds = ", ".join(d["kinds"]) or "-"
+        print(
+            f"  {d['ds']:<11} {'yes' if d['drifted'] else 'no':<6} {d['alerts']:>6}  {kinds:<40} {', '.join(d['features']) or '-'}"
+        )
+    if r["drift_from"]:
+        verdict = "detected on that date" if r["detected"] else "NOT detected on that date"
+        print(f"  First alert: {r['first_alert'] or 'none'}; the drift injected from {r['drift_from']} was {verdict}.")
+    print(
+        f"  False alerts on the {r['undrifted_dates']} undrifted days: {r['false_alerts']}"
+        + (f" (on {', '.join(r['false_alert_dates'])})" if r["false_alert_dates"] else " (target: none)")
+    )
+    runs = r["triggered_training_runs"]
+    if not runs:
+        print("  Monitoring triggered no training run.")
+    else:
+        t = r["retraining"]
+        print(
+            f"  Retraining caused by monitoring: the {t['caused_by']} run's trigger_training created training run "
+            f"{t['run_id']} (conf {json.dumps(t['conf'])});\n    Airflow's scheduler ran it: {t['state']} in "
+            f"{t['seconds']:.0f}s; registered {t.get('registered', 'nothing')}; champion now {t.get('champion', '-')}"
+        )
+        if any(d["retrain"] for d in r["days"] if d["ds"] > t["caused_by"]):
+            print("  (later alerting days ran with retrain off: one retraining per demo)")
+    print(f"  Report: {demo.path}")
+    print(
+        f"  Alerts: {Lake(settings.lake_root).uri('monitoring')}/<model>_alerts, MLflow experiment `monitoring`,"
+        f" Airflow UI {settings.airflow.url}/dags/monitoring (`make up`)"
+    )

@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipelines.config import Settings
@@ -339,6 +339,41 @@ def services(settings: Settings, env: dict):
     finally:
         for name in reversed(started):
             stop(settings, name)
+
+
+def scheduler_service(settings: Settings) -> Service:
+    """``make up``'s scheduler (same name and command), ready once the API server reports its heartbeat healthy."""
+    svc = next(s for s in airflow_components(settings) if s.name == "airflow-scheduler")
+    return replace(
+        svc,
+        health_url=f"{settings.airflow.url}/api/v2/monitor/health",
+        url=settings.airflow.url,
+        probe=lambda: (airflow_health(settings).get("scheduler") or {}).get("status") == "healthy",
+    )
+
+
+@contextmanager
+def scheduler(settings: Settings, env: dict):
+    """A scheduler for the length of a block, to run DAG runs that wait queued (triggered by another DAG:
+    ``airflow dags test`` runs only its own run). None is started, or stopped, when one already heartbeats
+    (``make up``'s)."""
+    svc = scheduler_service(settings)
+    if svc.ready():
+        yield
+        return
+    start(settings, svc, env)
+    try:
+        yield
+    finally:
+        stop(settings, svc.name)
+
+
+def set_paused(env: dict, dag_id: str, paused: bool) -> None:
+    """Pause or unpause a DAG (the scheduler starts runs of unpaused DAGs only)."""
+    verb = "pause" if paused else "unpause"
+    done = subprocess.run([_bin("airflow"), "dags", verb, dag_id], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"airflow dags {verb} {dag_id} failed (exit {done.returncode}):\n{done.stdout}{done.stderr}")
 
 
 def up(settings: Settings) -> int:

@@ -79,11 +79,27 @@ class FeatureSettings:
 
 
 @dataclass(frozen=True)
+class DemoMonitoringSettings:
+    """The demo's production traffic: held-out rows replayed through the serving API, monitored daily."""
+
+    start: str = "2026-01-05"  # first replayed day (after the feature dates)
+    days: int = 4  # replayed days, one monitoring DAG run each (0: skip this part of the demo)
+    rows_per_day: int = 1000  # held-out (gold test split) rows sent per day
+    drift_from: str = "2026-01-08"  # drift is injected into this day and the ones after it
+    drift: Mapping[str, Any] = field(default_factory=dict)  # pipelines.serving.replay.inject_drift arguments
+    retrain: Mapping[str, Any] = field(
+        default_factory=dict
+    )  # training Params of the retraining run monitoring triggers
+    retrain_timeout_s: int = 1800  # give up waiting for the triggered training run after this long
+
+
+@dataclass(frozen=True)
 class DemoSettings:
     start: str = "2026-01-01"
     days: int = 4
     files_per_day: int = 4
     training: Mapping[str, Any] = field(default_factory=dict)  # Params for the demo's training run
+    monitoring: DemoMonitoringSettings = field(default_factory=DemoMonitoringSettings)
 
 
 @dataclass(frozen=True)
@@ -340,6 +356,7 @@ _NESTED = {
     ("Settings", "airflow"): AirflowSettings,
     ("Settings", "features"): FeatureSettings,
     ("Settings", "demo"): DemoSettings,
+    ("DemoSettings", "monitoring"): DemoMonitoringSettings,
     ("Settings", "forecasting"): ForecastingSettings,
     ("Settings", "deep"): DeepSettings,
     ("FeatureSettings", "split"): SplitSettings,

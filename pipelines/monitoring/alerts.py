@@ -8,6 +8,7 @@ the alerts are stored already).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -36,14 +37,71 @@ def alert(ds: str, model: str, kind: str, subject: str, value: float, threshold:
     }
 
 
+def _rel(model: str, ds: str) -> str:
+    return f"{MONITORING}/{model}_alerts/ds={ds}/alerts.parquet"
+
+
 def store(lake: Lake, model: str, ds: str, alerts: list[dict]) -> str:
     """Write a date's alerts (replacing an earlier run's for that date); returns the relative path."""
-    rel = f"{MONITORING}/{model}_alerts/ds={ds}/alerts.parquet"
+    rel = _rel(model, ds)
     frame = pd.DataFrame(alerts, columns=COLUMNS)
     lake.write_parquet(
         rel, pa.Table.from_pandas(frame.astype({"value": float, "threshold": float}), preserve_index=False)
     )
     return rel
+
+
+def read(lake: Lake, model: str, ds: str) -> pd.DataFrame | None:
+    """A date's stored alerts; None when monitoring has not run for that date."""
+    rel = _rel(model, ds)
+    return lake.read_parquet(rel).to_pandas() if lake.exists(rel) else None
+
+
+def detection_report(lake: Lake, model: str, dates: Sequence[str], drift_from: str | None) -> dict:
+    """Score the stored alerts of ``dates`` against a drift known to start on ``drift_from`` (a replay).
+
+    Per date: whether it was drifted, its alerts, their kinds and the drifted features. Overall: the
+    first date that alerted, whether ``drift_from`` itself raised a drift alert (``detected``), the
+    drifted dates without one (``missed``), and the alerts on undrifted dates (``false_alerts``,
+    target 0) with their dates. A date monitoring never ran for counts as not monitored.
+    """
+    days, false_alerts, false_dates, missed, not_monitored = [], 0, [], [], []
+    for ds in dates:
+        drifted = bool(drift_from) and ds >= drift_from
+        stored = read(lake, model, ds)
+        if stored is None:
+            not_monitored.append(ds)
+            stored = pd.DataFrame(columns=COLUMNS)
+        kinds = sorted(set(stored["kind"]))
+        drift_alert = bool(set(kinds) & {FEATURE_DRIFT, PREDICTION_DRIFT})
+        days.append(
+            {
+                "ds": ds,
+                "drifted": drifted,
+                "alerts": len(stored),
+                "kinds": kinds,
+                "features": sorted(stored.loc[stored["kind"] == FEATURE_DRIFT, "subject"]),
+                "retrain": bool(set(kinds) & set(RETRAIN_KINDS)),
+            }
+        )
+        if not drifted and len(stored):
+            false_alerts += len(stored)
+            false_dates.append(ds)
+        if drifted and not drift_alert:
+            missed.append(ds)
+    first = next((d["ds"] for d in days if d["alerts"]), None)
+    detected = any(d["ds"] == drift_from and d["ds"] not in missed for d in days) if drift_from else None
+    return {
+        "drift_from": drift_from,
+        "first_alert": first,
+        "detected": detected,
+        "missed": missed,
+        "false_alerts": false_alerts,
+        "false_alert_dates": false_dates,
+        "undrifted_dates": sum(not d["drifted"] for d in days),
+        "not_monitored": not_monitored,
+        "days": days,
+    }
 
 
 def notify(alerts: list[dict], notifier: str = "log", webhook_url: str = "") -> str:

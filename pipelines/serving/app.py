@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -44,6 +45,9 @@ class Service:
             Lake(settings.lake_root), cfg.model, cfg.log_batch_rows, cfg.log_flush_interval_s
         )
         self.started_at = datetime.now(UTC)
+        # Timestamps of logged predictions. The demo's replay sets it to the simulated day, so the
+        # daily monitoring DAG sees each replayed day's traffic on that day.
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def start(self) -> None:
         if CHAMPION not in self.store.models:  # serve() loads before uvicorn starts, to fail with a clear message
@@ -181,7 +185,7 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
         models = service.store.models  # one snapshot for the whole request
         rows, is_list = _validate(models[CHAMPION], payload)
         request_id = uuid.uuid4().hex
-        now = datetime.now(UTC)
+        now = service.clock()
         arms = []
         for i, row in enumerate(rows):
             unit = row.get(UNIT_ID)

@@ -6,14 +6,20 @@ from pathlib import Path
 
 
 def free_port(ports: range | None = None, taken=()) -> int:
-    """A loopback port nobody listens on: any (the OS picks), or the first free one of ``ports`` not in ``taken``."""
-    for port in [p for p in ports if p not in taken] if ports else [0]:
+    """A loopback port nobody listens on: the first free one of ``ports`` not in ``taken``. Without ``ports``:
+    one of TEST_PORT_RANGE (e.g. "8101-8199") when that is set, for machines where several test runs share the
+    loopback and each keeps to its own ports, else any (the OS picks)."""
+    if ports is None and os.environ.get("TEST_PORT_RANGE"):
+        ports = port_range("TEST_PORT_RANGE", "")
+    for port in [p for p in ports if p not in taken and p not in _handed_out] if ports else [0]:
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return s.getsockname()[1]
+            port = s.getsockname()[1]
+        _handed_out.add(port)  # given out, maybe not bound yet: not again
+        return port
     raise RuntimeError(f"no free loopback port in {ports}")
 
 
@@ -21,6 +27,9 @@ def port_range(env_var: str, default: str) -> range:
     """Ports from an environment variable such as ``MLP_E2E_PORTS=8201-8299``."""
     lo, _, hi = os.environ.get(env_var, default).partition("-")
     return range(int(lo), int(hi or lo) + 1)
+
+
+_handed_out: set[int] = set()
 
 
 def isolated_environ(root: Path) -> dict[str, str]:
