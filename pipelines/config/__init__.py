@@ -79,6 +79,9 @@ class DemoSettings:
     days: int = 4
     files_per_day: int = 4
     training: Mapping[str, Any] = field(default_factory=dict)  # Params for the demo's training run
+    deep: bool = True  # also run reviews -> features -> sentiment, and image (small budgets below)
+    sentiment: Mapping[str, Any] = field(default_factory=dict)  # Params for the demo's sentiment run
+    image: Mapping[str, Any] = field(default_factory=dict)  # Params for the demo's image run
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,14 @@ class DeepSettings:
     image_dataset: str = "auto"  # auto: Fashion-MNIST when its idx files exist, else scikit-learn digits
     image_epochs: int = 30
     image_patience: int = 4
+    image_optimizer: str = "adamw"  # the registered CNN's optimiser: adam or adamw (the experiment sets its own)
+    image_lr: float = 2e-3  # peak learning rate under the onecycle schedule
+    image_weight_decay: float = 0.0
+    image_schedule: str = "constant"  # constant or onecycle (warm-up, then cosine annealing over image_epochs)
+    image_batch_size: int = 64
+    image_augment: bool = False  # mirror half of each batch (Fashion-MNIST only: digits are not mirror-symmetric)
+    image_threads: int = 1  # torch threads per CNN fit
+    image_time_budget_s: float = 0.0  # stop a fit after the epoch that passes this many seconds (0: no limit)
     image_model: str = "image_classifier"
     sentiment_dataset: str = "reviews"
     sentiment_min_positive_rating: int = 4  # positive review: rating 4 or 5
@@ -177,6 +188,10 @@ class DeepSettings:
             raise SettingsError(
                 f"deep.gmm_covariance must be full, tied, diag or spherical, got {self.gmm_covariance!r}"
             )
+        if self.image_schedule not in ("constant", "onecycle"):
+            raise SettingsError(f"deep.image_schedule must be constant or onecycle, got {self.image_schedule!r}")
+        if self.image_optimizer not in ("adam", "adamw"):
+            raise SettingsError(f"deep.image_optimizer must be adam or adamw, got {self.image_optimizer!r}")
         if self.image_dataset not in ("auto", "fashion_mnist", "digits"):
             raise SettingsError(f"deep.image_dataset must be auto, fashion_mnist or digits, got {self.image_dataset!r}")
 

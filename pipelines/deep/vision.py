@@ -524,11 +524,19 @@ def evaluate(model: CNNClassifier, X, y) -> dict:
     }
 
 
-def model_params(params: dict, cfg) -> dict:
-    """CNNClassifier keyword arguments from DAG params (epochs, patience) and ``deep`` settings."""
+def model_params(params: dict, cfg, dataset: str = "fashion_mnist") -> dict:
+    """CNNClassifier keyword arguments (all but activation and optimiser) from DAG params (epochs,
+    patience) and ``deep`` settings; mirroring is used on Fashion-MNIST only."""
     return {
         "max_epochs": int(params.get("epochs", cfg.image_epochs)),
         "patience": int(params.get("patience", cfg.image_patience)),
+        "lr": float(cfg.image_lr),
+        "batch_size": int(cfg.image_batch_size),
+        "weight_decay": float(cfg.image_weight_decay),
+        "schedule": str(cfg.image_schedule),
+        "augment": bool(cfg.image_augment) and dataset == "fashion_mnist",
+        "threads": int(cfg.image_threads),
+        "time_budget_s": float(cfg.image_time_budget_s),
         "coefficients": tuple(float(c) for c in cfg.poly_coefficients),
         "clamp": float(cfg.poly_clamp),
         "poly_adam_c": float(cfg.poly_adam_c),
@@ -549,14 +557,19 @@ def train_image(params: dict | None = None, settings=None, tags: dict | None = N
     settings = settings or load_settings()
     params, cfg = dict(params or {}), settings.deep
     data = load_images(params.get("source", cfg.image_dataset), settings.seed, max_train_rows=params.get("max_rows", 0))
-    model = CNNClassifier(seed=settings.seed, **model_params(params, cfg)).fit(
-        data.X_train, data.y_train, data.X_valid, data.y_valid
-    )
+    model = CNNClassifier(seed=settings.seed, optimizer=cfg.image_optimizer, **model_params(params, cfg, data.name))
+    model.fit(data.X_train, data.y_train, data.X_valid, data.y_valid)
     result = evaluate(model, data.X_test, data.y_test)
     tags = {"kind": "image", **(tags or {})}
     with get_or_start_run(settings, "deep", f"image cnn ({data.name})", tags) as run:
         mlflow.set_tags({"image_dataset": data.name})
-        mlflow.log_params({**data.summary(), "activation": "relu", "optimizer": "adam", "max_epochs": model.max_epochs})
+        mlflow.log_params(
+            {
+                **data.summary(),
+                "activation": "relu",
+                **{k: str(v) for k, v in model.get_params().items() if k not in ("coefficients", "clamp")},
+            }
+        )
         metrics = {
             "test_accuracy": result["accuracy"],
             "test_log_loss": result["log_loss"],
@@ -564,6 +577,8 @@ def train_image(params: dict | None = None, settings=None, tags: dict | None = N
             "epochs_run": model.n_epochs_,
             "best_epoch": model.best_epoch_,
             "n_parameters": model.n_parameters_,
+            "epoch_seconds_mean": float(np.mean(model.epoch_seconds_)) if model.epoch_seconds_ else 0.0,
+            "stopped_by_budget": int(model.stopped_by_budget_),
         }
         mlflow.log_metrics(metrics)
         for i, (tl, vl, va) in enumerate(zip(*model.history_.values(), strict=True), start=1):
@@ -680,7 +695,7 @@ def run_poly_experiment(params: dict | None = None, settings=None, tags: dict | 
     params, cfg = dict(params or {}), settings.deep
     seeds = int(params.get("seeds", cfg.seeds))
     data = load_images(params.get("source", cfg.image_dataset), settings.seed, max_train_rows=params.get("max_rows", 0))
-    kwargs = model_params(params, cfg)
+    kwargs = model_params(params, cfg, data.name)
     table = poly_vs_relu(data, seeds, settings.seed, **kwargs)
     summary = summarise_experiment(table)
     tags = {"kind": "poly_experiment", **(tags or {})}
