@@ -88,7 +88,7 @@ def test_the_installed_fashion_mnist_files():
     assert len(data.y_train) + len(data.y_valid) == 60_000 and len(data.y_test) == 10_000
     assert np.bincount(data.y_test).tolist() == [1000] * 10
     assert sorted(np.unique(data.y_train)) == list(range(10)) and len(data.y_valid) == 6_000
-    assert data.X_train.dtype == np.float32 and 0 <= data.X_test.min() and data.X_test.max() <= 1
+    assert data.X_train.dtype == np.float32 and data.X_test.min() >= 0 and data.X_test.max() <= 1
     assert load_images("auto").name == "fashion_mnist"
 
 
