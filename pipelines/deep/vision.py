@@ -225,7 +225,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     Learned: ``classes_``, ``image_shape_``, ``state_`` (best weights, numpy), ``history_``
     (train_loss, valid_loss, valid_acc per epoch), ``best_epoch_``, ``n_epochs_``, ``diverged_``
-    (training loss became non-finite), ``train_seconds_``, ``epoch_seconds_``, ``stopped_by_budget_``
+    (training loss became non-finite), ``train_seconds_`` (wall), ``train_cpu_seconds_`` (CPU time of
+    all threads), ``epoch_seconds_``, ``stopped_by_budget_``
     (``time_budget_s`` ran out; the best weights so far are kept), ``n_parameters_``.
     """
 
@@ -326,7 +327,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             raise ImageDataError(f"validation labels {sorted(unknown)} do not occur in the training labels")
         yv = torch.as_tensor(np.array([index[v] for v in y_valid]), dtype=torch.long)
         Xt, Xv = torch.as_tensor(X), torch.as_tensor(X_valid)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         batch = int(self.batch_size)
         with one_thread(self.threads):
             torch.manual_seed(self.seed)
@@ -386,6 +387,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.state_ = best_state
         self.n_epochs_ = len(self.history_["train_loss"])
         self.train_seconds_ = time.perf_counter() - start
+        self.train_cpu_seconds_ = time.process_time() - cpu_start  # all threads: compare with threads x wall time
         self.n_parameters_ = int(sum(v.size for v in best_state.values()))
         return self
 
@@ -694,7 +696,8 @@ def run_poly_experiment(params: dict | None = None, settings=None, tags: dict | 
     settings = settings or load_settings()
     params, cfg = dict(params or {}), settings.deep
     seeds = int(params.get("seeds", cfg.seeds))
-    data = load_images(params.get("source", cfg.image_dataset), settings.seed, max_train_rows=params.get("max_rows", 0))
+    rows = [int(r) for r in (params.get("max_rows", 0), params.get("experiment_max_rows", 0)) if r]
+    data = load_images(params.get("source", cfg.image_dataset), settings.seed, max_train_rows=min(rows, default=0))
     kwargs = model_params(params, cfg, data.name)
     table = poly_vs_relu(data, seeds, settings.seed, **kwargs)
     summary = summarise_experiment(table)
