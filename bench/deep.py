@@ -119,7 +119,9 @@ class LoadSampler:
         return {"mean": round(sum(s) / len(s), 2), "max": round(max(s), 2), "samples": len(s)}
 
 
-def bench_image(epochs: int, seeds: int, max_rows: int, experiment_rows: int, experiment_epochs: int) -> dict:
+def bench_image(
+    epochs: int, seeds: int, max_rows: int, experiment_rows: int, experiment_epochs: int, threads: int = 0
+) -> dict:
     from pipelines.config import load_settings
     from pipelines.deep import vision
 
@@ -127,6 +129,7 @@ def bench_image(epochs: int, seeds: int, max_rows: int, experiment_rows: int, ex
     data = vision.load_images("auto", SEED, max_train_rows=max_rows)
     kwargs = vision.model_params({"epochs": epochs} if epochs else {}, cfg, data.name)
     kwargs["time_budget_s"] = kwargs["time_budget_s"] or TIME_BUDGET_S
+    kwargs["threads"] = threads or kwargs["threads"]
     model = vision.CNNClassifier(seed=SEED, optimizer=cfg.image_optimizer, **kwargs)
     with LoadSampler() as load:
         model.fit(data.X_train, data.y_train, data.X_valid, data.y_valid)
@@ -178,8 +181,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "deep.json"))
     p.add_argument("--skip", nargs="*", default=[], choices=["sentiment", "image"])
     p.add_argument("--epochs", type=int, default=0, help="CNN epochs (default: deep.image_epochs)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads of the CNN fit (default: deep.image_threads)")
     p.add_argument("--experiment-rows", type=int, default=6000, help="training images for the poly experiment")
-    p.add_argument("--experiment-epochs", type=int, default=12, help="most epochs per experiment fit")
+    p.add_argument("--experiment-epochs", type=int, default=8, help="most epochs per experiment fit")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     result: dict = {}
@@ -196,6 +200,7 @@ def main(argv=None) -> int:
             max_rows=500 if args.quick else 0,
             experiment_rows=500 if args.quick else args.experiment_rows,
             experiment_epochs=2 if args.quick else args.experiment_epochs,
+            threads=args.threads,
         )
         exp = im["experiment"]
         result |= {

@@ -50,7 +50,7 @@ def _step(name: str, *args, **kwargs):
             description="Image data: auto (Fashion-MNIST when its idx files are installed, else digits), or force one.",
         ),
         "epochs": Param(
-            15,
+            12,
             type="integer",
             minimum=1,
             maximum=200,
