@@ -260,12 +260,14 @@ def deep_outputs(settings: Settings, airflow_run_id: str | None) -> dict:
     out: dict = {}
     for run in sorted(runs, key=lambda r: r.info.start_time):
         tags, metrics = run.data.tags, run.data.metrics
+        if "arm" in tags or "model" in tags:  # nested runs (experiment arms, sentiment models)
+            continue
         kind = tags.get("kind")
         if kind == "sentiment" and "best_model" in tags:
             best = tags["best_model"]
             out["best"] = best
             out["test auc"] = round(metrics.get(f"{best}_test_roc_auc", float("nan")), 4)
-            out["model"] = f"{tags.get('registered_version', '?')} ({tags.get('alias', '?')})"
+            out["model"] = f"v{tags.get('registered_version', '?')} ({tags.get('alias', '?')})"
         elif kind == "image":
             out["data"] = tags.get("image_dataset")
             out["cnn test acc"] = round(metrics.get("test_accuracy", float("nan")), 4)
@@ -278,7 +280,8 @@ def deep_outputs(settings: Settings, airflow_run_id: str | None) -> dict:
             out["poly vs relu acc"] = f"{arms['poly_polyadam']} vs {arms['relu_adam']} (poly diverged {diverged})"
         elif kind == "gmm":
             out["gmm k"] = int(metrics.get("n_components", 0))
-    return out
+    order = ["best", "test auc", "model", "data", "cnn test acc", "poly vs relu acc", "gmm k"]
+    return {k: out[k] for k in order if k in out}
 
 
 def print_summary(settings: Settings, results: list[RunResult], total: float) -> None:
@@ -292,5 +295,5 @@ def print_summary(settings: Settings, results: list[RunResult], total: float) ->
     print(
         f"  Airflow UI: `make up`, then {settings.airflow.url}/dags/features and /dags/training (login printed by make up)"
     )
-    print(f"  MLflow UI : `make up`, then {settings.mlflow.server_url} (experiments `features`, `training`, `deep`)")
+    print(f"  MLflow UI : `make up`, then {settings.mlflow.server_url} (experiments `features` and `training`)")
     print(f"  Task logs : {settings.state_dir / 'logs'} and {stack.airflow_home(settings) / 'logs'}")
