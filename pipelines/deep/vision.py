@@ -400,7 +400,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         X = _images(X)
         if tuple(X.shape[2:]) != self.image_shape_:
             raise ImageDataError(f"images are {X.shape[2:]}, the model was trained on {self.image_shape_}")
-        with one_thread(self.threads), torch.no_grad():
+        with one_thread(getattr(self, "threads", 1)), torch.no_grad():  # models pickled before `threads` existed
             net = self._net()
             net.load_state_dict({k: torch.as_tensor(v) for k, v in self.state_.items()})
             net.eval()
