@@ -174,7 +174,7 @@ class DeepSettings:
     image_batch_size: int = 128
     image_augment: bool = False  # mirror half of each batch (Fashion-MNIST only: digits are not mirror-symmetric)
     image_threads: int = 1  # torch threads per CNN fit
-    image_time_budget_s: float = 0.0  # stop a fit after the epoch that passes this many seconds (0: no limit)
+    image_time_budget_s: float = 0.0  # wall-clock budget of a fit: no epoch starts that would end past it (0: none)
     image_model: str = "image_classifier"
     sentiment_dataset: str = "reviews"
     sentiment_min_positive_rating: int = 4  # positive review: rating 4 or 5

@@ -227,7 +227,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     (train_loss, valid_loss, valid_acc per epoch), ``best_epoch_``, ``n_epochs_``, ``diverged_``
     (training loss became non-finite), ``train_seconds_`` (wall), ``train_cpu_seconds_`` (CPU time of
     all threads), ``epoch_seconds_``, ``stopped_by_budget_``
-    (``time_budget_s`` ran out; the best weights so far are kept), ``n_parameters_``.
+    (one more epoch would end past ``time_budget_s``; the best weights so far are kept), ``n_parameters_``.
     """
 
     def __init__(
@@ -379,7 +379,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                     bad += 1
                     if bad >= int(self.patience):
                         break
-                if self.time_budget_s and time.perf_counter() - start > float(self.time_budget_s):
+                # Stop when another epoch as long as the mean one would end past the budget.
+                elapsed = time.perf_counter() - start
+                if self.time_budget_s and elapsed + float(np.mean(self.epoch_seconds_)) > float(self.time_budget_s):
                     self.stopped_by_budget_ = True  # the best weights so far are kept
                     break
             if best_state is None:  # diverged before the first epoch ended: keep what there is
