@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: demo test test-fast up down serve lint format bench bench-deep datasets venv clean
+.PHONY: demo test test-fast test-faults test-integration integration-deps up down serve lint format bench bench-deep datasets venv clean
 
 venv: $(STAMP)
 
@@ -20,11 +20,29 @@ $(STAMP): requirements.txt
 demo: $(STAMP)  ## run every DAG end to end through Airflow on the embedded stack
 	$(PY) -m pipelines demo
 
-test: $(STAMP)  ## unit, DAG integrity, compose and end-to-end Airflow tests
-	$(PY) -m pytest
+test: $(STAMP) integration-deps  ## everything: unit, DAG integrity, security, Airflow end to end, faults, integration mode + browser
+	MLP_E2E=1 $(PY) -m pytest
 
-test-fast: $(STAMP)  ## everything but the Airflow end-to-end runs
-	$(PY) -m pytest -m "not integration"
+test-faults: $(STAMP)  ## faults injected into scheduler-driven runs, and the live security checks (about 8 minutes)
+	$(PY) -m pytest -m faults
+
+test-fast: $(STAMP)  ## a quick loop: everything but the Airflow end-to-end runs, faults and integration mode
+	$(PY) -m pytest -m "not integration and not faults"
+
+# Integration mode: PostgreSQL and headless Chromium from the distribution's packages (apt-get, as root or
+# through sudo), Python drivers from requirements.txt. Installs only what is missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+integration-deps:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v postgres >/dev/null || missing="$$missing postgresql"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing$$missing (apt-get)"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+test-integration: $(STAMP) integration-deps  ## PostgreSQL + real Airflow components + MLflow server, REST-triggered runs, browser tests
+	MLP_E2E=1 $(PY) -m pytest tests/e2e -m e2e -s
 
 up: $(STAMP)  ## Airflow UI on :8080 and MLflow UI on :5000, both on 127.0.0.1, in the background
 	$(PY) -m pipelines up
@@ -51,6 +69,7 @@ bench: $(STAMP) datasets  ## benchmarks: print a table, write bench/results/*.js
 	$(PY) bench/forecasting.py
 	$(PY) bench/deep.py
 	$(PY) bench/serving.py
+	$(PY) bench/reliability.py
 
 bench-deep: $(STAMP) datasets  ## the deep-learning benchmark alone (sentiment, Fashion-MNIST CNN, poly experiment)
 	$(PY) bench/deep.py

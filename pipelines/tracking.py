@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from contextlib import suppress
 
+from pipelines import faults
 from pipelines.config import Settings
 
 
@@ -57,7 +58,9 @@ def log_feature_quality(settings: Settings, manifests: dict[str, dict], airflow_
 
     bronze, silver, gold = manifests["bronze"], manifests["silver"], manifests["gold"]
     tags = {"dataset": gold["dataset"], "ds": gold["ds"], "airflow_run_id": airflow_run_id}
+    faults.checkpoint("tracking_connect", airflow_run_id)  # reliability tests hold a retry here
     with get_or_start_run(settings, "features", f"{gold['dataset']} {gold['ds']}", tags) as run:
+        faults.checkpoint("tracking", airflow_run_id)  # reliability tests stop MLflow here, with the run open
         mlflow.set_tags({"gold_content_hash": gold["content_hash"], "gold_schema_hash": gold["schema_hash"]})
         mlflow.log_params({"dataset": gold["dataset"], "ds": gold["ds"], "contract": silver.get("contract")})
         metrics = {
@@ -106,3 +109,36 @@ def read_frame(run_id: str, artifact_file: str):
 
     with open(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_file)) as f:
         return pd.read_json(f, orient="split")
+
+
+# -- links from Airflow tasks to their MLflow runs (plugins/mlflow_links.py) --------------------
+
+_RUN_ID_KEYS = ("mlflow_run_id", "parent_run_id")
+
+
+def _is_run_id(value) -> bool:
+    return isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
+def mlflow_run_id_in(value) -> str | None:
+    """The MLflow run id a task's return value names, if any.
+
+    Training steps return ``mlflow_run_id`` (a model's run) or ``parent_run_id`` (the DAG run's
+    run); ``select`` nests the chosen model's record; the features ``track`` step returns the bare id.
+    """
+    if _is_run_id(value):
+        return value
+    if not isinstance(value, dict):
+        return None
+    for key in _RUN_ID_KEYS:
+        if _is_run_id(value.get(key)):
+            return value[key]
+    for nested in value.values():
+        if isinstance(nested, dict) and (found := mlflow_run_id_in(nested)):
+            return found
+    return None
+
+
+def mlflow_run_url(ui_url: str, run_id: str) -> str:
+    """The MLflow UI page of a run (the UI resolves the experiment from the run id)."""
+    return f"{ui_url.rstrip('/')}/#/runs/{run_id}"

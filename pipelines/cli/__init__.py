@@ -15,7 +15,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run every DAG end to end through Airflow on the embedded stack")
     demo.add_argument("--days", type=int, help="how many demo dates to run (default: demo.days)")
-    sub.add_parser("up", help="start Airflow (standalone) and the MLflow server on 127.0.0.1")
+    sub.add_parser(
+        "up", help="start Airflow (api-server, scheduler, dag-processor, triggerer) and the MLflow server on 127.0.0.1"
+    )
     sub.add_parser("down", help="stop what `up` started")
     feat = sub.add_parser("features", help="run landing -> bronze -> silver -> gold for one date in this process")
     feat.add_argument("--ds", required=True, help="logical date, YYYY-MM-DD")

@@ -1,5 +1,8 @@
 """The embedded stack: Airflow (SQLite, LocalExecutor) and an MLflow server, on 127.0.0.1.
 
+``make up`` runs Airflow's api-server, scheduler, dag-processor and triggerer (what ``airflow
+standalone`` runs, minus the log servers that would listen on every interface).
+
 Services run as background process groups recorded in PID files under ``.state/run``;
 ``stop`` ends exactly those groups. Everything lives under the repo's ignored ``.state``.
 """
@@ -16,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +39,13 @@ class Service:
     command: list[str]
     health_url: str
     url: str
+    user: str | None = None  # OS user to run as (PostgreSQL refuses root)
+    cwd: str | None = None  # default: the repository root
+    probe: Callable[[], bool] | None = None  # readiness check; default: health_url answers 200
+    stop_signal: int = signal.SIGTERM
+
+    def ready(self) -> bool:
+        return self.probe() if self.probe else is_healthy(self.health_url)
 
 
 def _bin(name: str) -> str:
@@ -62,8 +73,8 @@ def _persistent_secret(path: Path) -> str:
     return path.read_text().strip()
 
 
-def airflow_env(settings: Settings, base: dict | None = None) -> dict[str, str]:
-    """Environment for every Airflow command of the embedded stack."""
+def airflow_env(settings: Settings, base: dict | None = None, database_url: str | None = None) -> dict[str, str]:
+    """Environment for every Airflow command of the embedded stack (metadata DB: SQLite, or ``database_url``)."""
     home = airflow_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     af = settings.airflow
@@ -93,14 +104,17 @@ def airflow_env(settings: Settings, base: dict | None = None) -> dict[str, str]:
             "OPENBLAS_NUM_THREADS": env.get("OPENBLAS_NUM_THREADS", "1"),
             "MKL_NUM_THREADS": env.get("MKL_NUM_THREADS", "1"),
             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p),
-            # `airflow standalone` starts its components by name: find the project's own console scripts first.
+            # Airflow starts some of its processes by name: find the project's own console scripts first.
             "PATH": os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p),
         }
     )
+    if database_url:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
+        del env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"]
     return env
 
 
-def airflow_services(settings: Settings, standalone: bool) -> Service:
+def airflow_services(settings: Settings, standalone: bool = False) -> Service:
     af = settings.airflow
     command = (
         [_bin("airflow"), "standalone"]
@@ -110,10 +124,41 @@ def airflow_services(settings: Settings, standalone: bool) -> Service:
     return Service("airflow", command, f"{af.url}/api/v2/monitor/health", af.url)
 
 
-def mlflow_service(settings: Settings) -> Service:
+def airflow_components(settings: Settings) -> list[Service]:
+    """Airflow's four long-running components as separate services, the API server last.
+
+    The scheduler and triggerer skip their log-serving side processes (they would listen on all
+    interfaces); on one machine the API server reads task logs from the shared log folder.
+    The API server's health endpoint reports the other three once they heartbeat.
+    """
+    alive = lambda: True  # noqa: E731  (no port of their own: started means running; health comes from the API)
+    return [
+        Service("airflow-scheduler", [_bin("airflow"), "scheduler", "--skip-serve-logs"], "", "", probe=alive),
+        Service("airflow-dag-processor", [_bin("airflow"), "dag-processor"], "", "", probe=alive),
+        Service("airflow-triggerer", [_bin("airflow"), "triggerer", "--skip-serve-logs"], "", "", probe=alive),
+        airflow_services(settings, standalone=False),
+    ]
+
+
+def airflow_health(settings: Settings) -> dict:
+    """The API server's view of the metadata DB, scheduler, triggerer and DAG processor ({} if it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"{settings.airflow.url}/api/v2/monitor/health", timeout=5) as resp:
+            return json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return {}
+
+
+def mlflow_service(settings: Settings, backend_from_env: bool = False) -> Service:
+    """The MLflow server; its backend store is SQLite under the state dir, or ``MLFLOW_BACKEND_STORE_URI``.
+
+    With ``backend_from_env`` the server reads its store URI from the environment it is started
+    with, never from the command line, since the URI may hold a password.
+    """
     m = settings.mlflow
     store = settings.state_dir / "mlflow"
     store.mkdir(parents=True, exist_ok=True)
+    backend = [] if backend_from_env else ["--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}"]
     command = [
         _bin("mlflow"),
         "server",
@@ -121,8 +166,7 @@ def mlflow_service(settings: Settings) -> Service:
         m.host,
         "--port",
         str(m.port),
-        "--backend-store-uri",
-        f"sqlite:///{store / 'mlflow.db'}",
+        *backend,
         "--artifacts-destination",
         str(store / "artifacts"),
         "--workers",
@@ -159,15 +203,20 @@ def running_pid(settings: Settings, name: str) -> int | None:
 
 def start(settings: Settings, service: Service, env: dict, timeout: float = 180) -> int:
     """Start a service in its own process group, record its PID, wait until it answers."""
-    if (pid := running_pid(settings, service.name)) and is_healthy(service.health_url):
+    if (pid := running_pid(settings, service.name)) and service.ready():
         return pid
-    if is_healthy(service.health_url):
+    if service.health_url and service.ready():
         raise RuntimeError(
             f"something else already answers on {service.url}; stop it or move {service.name} to another port "
             f"(MLP_{service.name.upper()}__PORT=...)"
         )
     log_path = settings.state_dir / "logs" / f"{service.name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    as_user = {}
+    if service.user:
+        from pipelines.cli.postgres import run_as
+
+        as_user = run_as(service.user)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             service.command,
@@ -176,7 +225,8 @@ def start(settings: Settings, service: Service, env: dict, timeout: float = 180)
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            cwd=REPO_ROOT,
+            cwd=service.cwd or REPO_ROOT,
+            **as_user,
         )
     _pidfile(settings, service.name).write_text(str(proc.pid))
     deadline = time.monotonic() + timeout
@@ -184,23 +234,43 @@ def start(settings: Settings, service: Service, env: dict, timeout: float = 180)
         if proc.poll() is not None:
             _pidfile(settings, service.name).unlink(missing_ok=True)
             raise RuntimeError(f"{service.name} exited with code {proc.returncode}; see {log_path}:\n{_tail(log_path)}")
-        if is_healthy(service.health_url):
+        if service.ready():
             return proc.pid
         time.sleep(1)
-    stop(settings, service.name)
+    stop(settings, service.name, sig=service.stop_signal)
     raise RuntimeError(
         f"{service.name} did not answer on {service.health_url} within {timeout:.0f}s; see {log_path}:\n{_tail(log_path)}"
     )
 
 
-def stop(settings: Settings, name: str, grace: float = 20) -> bool:
+def wait_healthy(settings: Settings, timeout: float = 300) -> None:
+    """Until the API server reports the metadata DB, scheduler, triggerer and DAG processor healthy.
+
+    Fails at once, with the log's tail, when one of the components has exited.
+    """
+    components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+    deadline = time.monotonic() + timeout
+    health: dict = {}
+    while time.monotonic() < deadline:
+        for svc in airflow_components(settings):
+            if running_pid(settings, svc.name) is None:
+                log = settings.state_dir / "logs" / f"{svc.name}.log"
+                raise RuntimeError(f"{svc.name} exited; see {log}:\n{_tail(log)}")
+        health = airflow_health(settings)
+        if all((health.get(c) or {}).get("status") == "healthy" for c in components):
+            return
+        time.sleep(2)
+    raise RuntimeError(f"Airflow components not healthy within {timeout:.0f}s: {health}")
+
+
+def stop(settings: Settings, name: str, grace: float = 20, sig: int = signal.SIGTERM) -> bool:
     """Stop the process group recorded in the service's PID file; True when something was stopped."""
     pid = running_pid(settings, name)
     if pid is None:
         return False
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
+    for signum, wait in ((sig, grace), (signal.SIGKILL, 5)):
         try:
-            os.killpg(pid, sig)
+            os.killpg(pid, signum)
         except ProcessLookupError:
             break
         deadline = time.monotonic() + wait
@@ -274,10 +344,11 @@ def services(settings: Settings, env: dict):
 def up(settings: Settings) -> int:
     env = airflow_env(settings)
     migrate(settings, env)
-    af = start(settings, airflow_services(settings, standalone=True), env, timeout=300)
+    pids = {svc.name: start(settings, svc, env, timeout=300) for svc in airflow_components(settings)}
     ml = start(settings, mlflow_service(settings), env)
+    wait_healthy(settings)
     print(
-        f"Airflow UI : {settings.airflow.url}   (user {ADMIN_USER}, password {admin_password(settings) or 'see .state/airflow/simple_auth_manager_passwords.json'})  pid {af}"
+        f"Airflow UI : {settings.airflow.url}   (user {ADMIN_USER}, password {admin_password(settings) or 'see .state/airflow/simple_auth_manager_passwords.json'})  pid {pids['airflow']}"
     )
     print(f"MLflow UI  : {settings.mlflow.server_url}   pid {ml}")
     print(f"Logs       : {settings.state_dir / 'logs'}")
@@ -286,6 +357,6 @@ def up(settings: Settings) -> int:
 
 
 def down(settings: Settings) -> int:
-    for name in ("mlflow", "airflow"):
+    for name in ("mlflow", *reversed([svc.name for svc in airflow_components(settings)])):
         print(f"{name}: {'stopped' if stop(settings, name) else 'not running'}")
     return 0

@@ -33,10 +33,15 @@ class MlflowSettings:
     host: str = "127.0.0.1"
     port: int = 5000
     experiments: Mapping[str, str] = field(default_factory=dict)
+    ui_url: str = ""  # where people open the MLflow UI (links from Airflow tasks); empty: server_url
 
     @property
     def server_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def browser_url(self) -> str:
+        return self.ui_url or self.server_url
 
     def experiment(self, key: str) -> str:
         return self.experiments.get(key, key)

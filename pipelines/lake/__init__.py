@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from pipelines import faults
 from pipelines.constants import GOLD, MANIFEST_FILE, ROW_ID, ROW_NUMBER, STAGING
 
 # pyarrow's default allocator here (mimalloc) made silver 1.8x slower at 10M rows than the
@@ -177,6 +178,7 @@ class Lake:
         try:
             with self.fs.open_output_stream(tmp) as stream:
                 write(stream)
+                faults.checkpoint("lake_write", final)  # reliability tests kill a task here, mid-write
             self.fs.move(tmp, final)
         except BaseException:
             if self.fs.get_file_info(tmp).type != pafs.FileType.NotFound:
@@ -207,8 +209,8 @@ class Lake:
         core). The manifest gets each file's rows and sha256, the schema hash and a content
         hash (sha256 over the files' hashes in name order).
         """
+        self._sweep_stages(self.staging(layer, dataset, ds))
         stage = f"{self.staging(layer, dataset, ds)}{_TMP_MARK}{uuid.uuid4().hex}"
-        self.delete_dir(stage)
         count = max(1, -(-table.num_rows // ROWS_PER_FILE))
         names = [f"part-{i:05d}.parquet" for i in range(count)]
 
@@ -252,6 +254,13 @@ class Lake:
         if not tables:
             return pa.table({})
         return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+
+    def _sweep_stages(self, staging_rel: str) -> None:
+        """Remove staging folders that a killed attempt at this partition left behind (one writer per date)."""
+        parent, name = self.path(staging_rel).rsplit("/", 1)
+        for info in self.fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True)):
+            if info.base_name.startswith(name + _TMP_MARK) and info.type == pafs.FileType.Directory:
+                self.fs.delete_dir(info.path)
 
     def _sweep(self, dst: str) -> None:
         """Remove leftovers of an interrupted publish next to ``dst``."""

@@ -127,11 +127,28 @@ def signature_columns(model_uri: str) -> list[tuple[str, str]]:
     return cols
 
 
+def registered_name(name: str) -> str:
+    """``name`` if it names a registered model; a path or URI in its place is refused.
+
+    Serving loads models from the registry only (``models:/<name>/<version>`` after resolving an
+    alias), never from a file, a run's artifacts or another URI, so what is served is always a
+    version that went through the training DAG's gate. MLflow forbids '/' and ':' in model names.
+    """
+    if not isinstance(name, str) or not name.strip() or any(c in name for c in "/:\\"):
+        raise ModelNotFound(
+            f"serving loads registered models only (models:/<name>@<alias>): {name!r} is a path or URI, not the name "
+            "of a registered model; set serving.model (MLP_SERVING__MODEL) to a registered model name such as "
+            "adult_classifier"
+        )
+    return name
+
+
 def load(tracking_uri: str, name: str, alias: str) -> ServedModel:
     """The version of ``name`` that ``alias`` points at, loaded."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    name = registered_name(name)
     client = MlflowClient(tracking_uri)
     try:
         version = client.get_model_version_by_alias(name, alias)
@@ -147,7 +164,7 @@ def _load_version(tracking_uri: str, name: str, alias: str, version: str, run_id
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
-    uri = f"models:/{name}/{version}"
+    uri = f"models:/{registered_name(name)}/{version}"
     model = mlflow.sklearn.load_model(uri)
     if not hasattr(model, "predict_proba"):
         raise ModelNotFound(f"{uri} has no predict_proba: the API serves binary classifiers")
@@ -161,7 +178,8 @@ class ModelStore:
     """The served models by alias, kept in step with the registry by a polling thread."""
 
     def __init__(self, tracking_uri: str, name: str, aliases: tuple[str, ...], interval_s: float = 30.0):
-        self.tracking_uri, self.name, self.aliases, self.interval_s = tracking_uri, name, aliases, interval_s
+        self.tracking_uri, self.aliases, self.interval_s = tracking_uri, aliases, interval_s
+        self.name = registered_name(name)
         self.models: dict[str, ServedModel] = {}
         self.reloads = 0
         self._stop = threading.Event()

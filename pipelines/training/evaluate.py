@@ -71,21 +71,49 @@ class CrossValidation:
 
 def cross_validate(make: Callable[[], object], data: TrainingData, config: EvalConfig) -> CrossValidation:
     """Stratified k-fold CV ROC-AUC on the train rows; stops after the fold that passes the time budget."""
+    X, y = data.X_train, data.y_train
+    fold = fold_ids(y, config)
+    cv, started = CrossValidation([], np.full(len(y), np.nan), 0.0), time.perf_counter()
+    for k in range(config.folds):
+        _score_fold(cv, make().fit(X[fold != k], y[fold != k]), data, fold == k)
+        if time.perf_counter() - started > config.time_budget_s:
+            break
+    cv.seconds = time.perf_counter() - started
+    return cv
+
+
+def _score_fold(cv: CrossValidation, model, data: TrainingData, valid: np.ndarray) -> None:
     from sklearn.metrics import roc_auc_score
+
+    cv.oof[valid] = model.predict_proba(data.X_train[valid])[:, 1]
+    cv.aucs.append(roc_auc_score(data.y_train[valid], cv.oof[valid]))
+
+
+def _timed_fit(make: Callable[[], object], X, y) -> tuple[object, float]:
+    t0 = time.perf_counter()
+    model = make().fit(X, y)
+    return model, time.perf_counter() - t0
+
+
+def _fit_all_in_parallel(make, data: TrainingData, config: EvalConfig, jobs: int):
+    """The k fold fits and the final fit as one batch of ``jobs`` worker processes (no time budget cut).
+
+    For a model that would otherwise run alone on one core (bagging, after the base stage of the
+    training DAG): k + 1 independent fits spread over the cores instead of one after the other.
+    """
+    from joblib import Parallel, delayed
 
     X, y = data.X_train, data.y_train
     fold = fold_ids(y, config)
-    oof = np.full(len(y), np.nan)
-    aucs, started = [], time.perf_counter()
-    for k in range(config.folds):
-        valid = fold == k
-        model = make()
-        model.fit(X[~valid], y[~valid])
-        oof[valid] = model.predict_proba(X[valid])[:, 1]
-        aucs.append(roc_auc_score(y[valid], oof[valid]))
-        if time.perf_counter() - started > config.time_budget_s:
-            break
-    return CrossValidation(aucs, oof, time.perf_counter() - started)
+    started = time.perf_counter()
+    parts = [(X[fold != k], y[fold != k]) for k in range(config.folds)] + [(X, y)]
+    fits = Parallel(n_jobs=jobs)(delayed(_timed_fit)(make, X_part, y_part) for X_part, y_part in parts)
+    cv = CrossValidation([], np.full(len(y), np.nan), 0.0)
+    for k, (fold_model, _) in enumerate(fits[:-1]):
+        _score_fold(cv, fold_model, data, fold == k)
+    cv.seconds = time.perf_counter() - started
+    model, fit_s = fits[-1]
+    return cv, model, fit_s
 
 
 def evaluate(
@@ -95,26 +123,28 @@ def evaluate(
     data: TrainingData,
     config: EvalConfig,
     cv: Callable[[], CrossValidation] | None = None,
+    jobs: int = 1,
 ) -> Evaluation:
     """Run the whole judgement for one estimator factory; never raises for model errors.
 
     ``cv`` replaces the k-fold refits when the CV figures can be had without them (ensembles of
     base models whose out-of-fold predictions are known, see ``pipelines.training.ensembles``).
+    ``jobs`` > 1 runs the fold fits and the final fit side by side in that many processes.
     """
     try:
-        return _evaluate(name, family, make, data, config, cv)
+        return _evaluate(name, family, make, data, config, cv, jobs)
     except Exception as exc:  # noqa: BLE001 - any model error becomes a leaderboard row
         return Evaluation(name, family, "failed", {}, reason=f"{type(exc).__name__}: {exc}"[:500])
 
 
-def _evaluate(name, family, make, data: TrainingData, config: EvalConfig, cv) -> Evaluation:
+def _evaluate(name, family, make, data: TrainingData, config: EvalConfig, cv, jobs: int = 1) -> Evaluation:
     from pipelines.training import metrics as m
 
-    result = cv() if cv else cross_validate(make, data, config)
-    model = make()
-    t0 = time.perf_counter()
-    model.fit(data.X_train, data.y_train)
-    fit_s = time.perf_counter() - t0
+    if jobs > 1 and not cv:
+        result, model, fit_s = _fit_all_in_parallel(make, data, config, jobs)
+    else:
+        result = cv() if cv else cross_validate(make, data, config)
+        model, fit_s = _timed_fit(make, data.X_train, data.y_train)
     proba = model.predict_proba(data.X_test)[:, 1]
     test = m.classification_metrics(data.y_test.to_numpy(), proba, fp_cost=config.fp_cost, fn_cost=config.fn_cost)
     speed = m.latency(model.predict_proba, data.X_test, single_rows=config.latency_rows)

@@ -5,10 +5,22 @@ import socket
 from pathlib import Path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(ports: range | None = None, taken=()) -> int:
+    """A loopback port nobody listens on: any (the OS picks), or the first free one of ``ports`` not in ``taken``."""
+    for port in [p for p in ports if p not in taken] if ports else [0]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError(f"no free loopback port in {ports}")
+
+
+def port_range(env_var: str, default: str) -> range:
+    """Ports from an environment variable such as ``MLP_E2E_PORTS=8201-8299``."""
+    lo, _, hi = os.environ.get(env_var, default).partition("-")
+    return range(int(lo), int(hi or lo) + 1)
 
 
 def isolated_environ(root: Path) -> dict[str, str]:

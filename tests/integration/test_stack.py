@@ -1,4 +1,4 @@
-"""`make up` / `make down`: Airflow standalone and the MLflow server on loopback, stopped by PID file."""
+"""`make up` / `make down`: Airflow's components and the MLflow server on loopback, stopped by PID file."""
 
 import json
 import os
@@ -50,9 +50,10 @@ def test_up_serves_both_uis_and_down_leaves_nothing(tmp_path):
         assert f"MLflow UI  : {settings.mlflow.server_url}" in up.stdout
         password = stack.admin_password(settings)
         assert password and f"password {password}" in up.stdout
-        pids = {name: stack.running_pid(settings, name) for name in ("airflow", "mlflow")}
+        names = (*(svc.name for svc in stack.airflow_components(settings)), "mlflow")
+        pids = {name: stack.running_pid(settings, name) for name in names}
+        assert all(pids.values()), pids  # api-server, scheduler, dag-processor, triggerer, MLflow
         group = [p for p in psutil.process_iter() if _pgid(p) in pids.values()]
-        assert len(group) > 2  # standalone runs several Airflow components
 
         # Airflow keeps authentication on: anonymous calls are refused, the admin login works.
         with pytest.raises(urllib.error.HTTPError) as denied:
@@ -65,18 +66,19 @@ def test_up_serves_both_uis_and_down_leaves_nothing(tmp_path):
             time.sleep(2)
         assert "features" in dags
         assert stack.is_healthy(f"{settings.mlflow.server_url}/health")
-        for conn in psutil.net_connections("tcp"):
-            if conn.status == psutil.CONN_LISTEN and conn.laddr.port in (settings.airflow.port, settings.mlflow.port):
-                assert conn.laddr.ip == "127.0.0.1"
+        # Nothing they started listens beyond loopback (the log servers are off).
+        listening = [(p.pid, c.laddr) for p in group for c in _listening(p)]
+        assert {a.port for _, a in listening} >= {settings.airflow.port, settings.mlflow.port}
+        assert [(pid, a) for pid, a in listening if a.ip not in ("127.0.0.1", "::1")] == []
     finally:
         down = _cli(environ, "down")
     assert down.returncode == 0, down.stderr
-    assert "airflow: stopped" in down.stdout and "mlflow: stopped" in down.stdout
+    assert all(f"{name}: stopped" in down.stdout for name in names), down.stdout
     time.sleep(1)
     left = [p for p in group if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert left == []
     assert not stack.is_healthy(f"{settings.mlflow.server_url}/health")
-    assert _cli(environ, "down").stdout.count("not running") == 2
+    assert _cli(environ, "down").stdout.count("not running") == len(names)
 
 
 def _pgid(proc):
@@ -84,3 +86,10 @@ def _pgid(proc):
         return os.getpgid(proc.pid)
     except (ProcessLookupError, psutil.Error):
         return None
+
+
+def _listening(proc):
+    try:
+        return [c for c in proc.net_connections("inet") if c.status == psutil.CONN_LISTEN]
+    except psutil.Error:
+        return []

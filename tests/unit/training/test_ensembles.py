@@ -117,3 +117,18 @@ def test_bad_inputs_are_refused(judged):
         ensembles.assemble("stacking", bases[:1], oof, data.y_train, fold, 0)
     with pytest.raises(ValueError, match="no CV fold was done by every base"):
         ensembles.cross_validation("voting", np.full_like(oof, np.nan), data.y_train, fold, 0)
+
+
+def test_bagging_judged_in_parallel_processes_equals_the_sequential_judgement():
+    """jobs=2 (the DAG's bagging task) fits folds and the final model side by side: same figures."""
+    data = _data()
+
+    def make():
+        return algorithms.build_ensemble("bagging", [("hist_gb", _build("hist_gb"))], FEATURES, CONFIG.seed)
+
+    one = evaluate("bagging", "ensemble", make, data, CONFIG)
+    two = evaluate("bagging", "ensemble", make, data, CONFIG, jobs=2)
+    assert one.status == two.status == "ok", (one.reason, two.reason)
+    assert two.metrics["cv_folds_done"] == CONFIG.folds
+    assert np.allclose(one.oof, two.oof) and np.isclose(one.metrics["cv_roc_auc"], two.metrics["cv_roc_auc"])
+    assert np.allclose(one.test_proba, two.test_proba)

@@ -1,0 +1,85 @@
+"""Integration mode (``make test-integration``): one live stack on PostgreSQL for the whole session.
+
+The stack (PostgreSQL, MLflow server, Airflow's scheduler, DAG processor, triggerer and API
+server) starts once; ``features`` and then ``training`` are triggered once through Airflow's
+REST API; the tests then look at the outcome through the REST APIs, the databases and a browser.
+Everything is stopped by PID at the end and checked to be gone. Runs only with ``MLP_E2E=1``
+(set by ``make test-integration``), so ``make test`` keeps its scope.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from pipelines.cli.live import LiveStack, live_stack
+from tests.integration.isolation import free_port, port_range
+
+DS = "2026-01-01"
+FEATURES_CONF = {"dataset": "adult", "simulate_feed": True}
+# Small and fast: two base algorithms on a 3,000-row sample, 2 folds, the best one tuned with 3 trials.
+TRAINING_CONF = {
+    "dataset": "adult",
+    "ds": DS,
+    "algorithms": ["logreg", "lightgbm"],
+    "cv_folds": 2,
+    "sample_rows": 3000,
+    "ensemble_top_k": 2,
+    "tune_top_k": 1,
+    "tune_calls": 3,
+    "explain_time_budget_s": 10,
+}
+RUN_TIMEOUT_S = {"features": 900, "training": 1800}
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("MLP_E2E") == "1":
+        return
+    skip = pytest.mark.skip(reason="integration mode: run with `make test-integration` (MLP_E2E=1)")
+    for item in items:
+        if "e2e" in item.keywords:
+            item.add_marker(skip)
+
+
+@dataclass
+class Runs:
+    ids: dict[str, str]  # dag_id -> Airflow run id
+    states: dict[str, str]
+    seconds: dict[str, float]
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory) -> LiveStack:
+    root = tmp_path_factory.mktemp("live")
+    web = port_range("MLP_E2E_PORTS", "8201-8299")
+    airflow_port = free_port(web)
+    mlflow_port = free_port(web, taken={airflow_port})
+    pg_port = free_port(port_range("MLP_E2E_PG_PORTS", "5433-5439"))
+    t0 = time.monotonic()
+    print(f"\n[e2e] starting the live stack under {root}")
+    with live_stack(root, airflow_port, mlflow_port, pg_port) as stack:
+        print(f"[e2e] stack up in {time.monotonic() - t0:.0f}s: Airflow {stack.airflow_url}, MLflow {stack.mlflow_url}")
+        yield stack
+        print("[e2e] stopping the live stack")
+    print("[e2e] stopped; no process group left")
+
+
+@pytest.fixture(scope="session")
+def runs(live) -> Runs:
+    """``features`` for one date, then ``training`` on its gold, each triggered through the REST API."""
+    api = live.api
+    ids, states, seconds = {}, {}, {}
+    for dag_id, conf in (("features", FEATURES_CONF), ("training", TRAINING_CONF)):
+        api.wait_for_dag(dag_id)
+        api.unpause(dag_id)
+        t0 = time.monotonic()
+        ids[dag_id] = api.trigger(dag_id, DS, conf)
+        states[dag_id] = api.wait_for_run(dag_id, ids[dag_id], timeout=RUN_TIMEOUT_S[dag_id])
+        seconds[dag_id] = time.monotonic() - t0
+        print(f"[e2e] {dag_id} {ids[dag_id]}: {states[dag_id]} in {seconds[dag_id]:.0f}s")
+        if states[dag_id] != "success":
+            break
+    return Runs(ids, states, seconds)
