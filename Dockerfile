@@ -26,6 +26,13 @@ FROM apache/airflow:3.3.2-python3.11 AS airflow
 ARG AIRFLOW_VERSION=3.3.2
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 
+# Fashion-MNIST for the image DAG (Debian's package: idx files under /usr/share/datasets/fashion-mnist).
+# Optional: when the base image's Debian lacks it, the DAG falls back to scikit-learn's digits.
+USER root
+RUN (apt-get update && apt-get install -y --no-install-recommends dataset-fashion-mnist \
+        || echo "dataset-fashion-mnist unavailable: the image DAG will use scikit-learn digits") \
+    && rm -rf /var/lib/apt/lists/*
+
 USER airflow
 COPY --chown=airflow:root requirements.txt /opt/airflow/requirements.txt
 

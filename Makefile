@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: demo test test-fast test-faults test-integration integration-deps up down serve lint format bench venv clean
+.PHONY: demo test test-fast test-faults test-integration integration-deps up down serve lint format bench bench-deep datasets venv clean
 
 venv: $(STAMP)
 
@@ -61,7 +61,7 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-bench: $(STAMP)  ## benchmarks: print a table, write bench/results/*.json
+bench: $(STAMP) datasets  ## benchmarks: print a table, write bench/results/*.json
 	$(PY) bench/features.py
 	$(PY) bench/training.py
 	$(PY) bench/tuning.py
@@ -70,6 +70,26 @@ bench: $(STAMP)  ## benchmarks: print a table, write bench/results/*.json
 	$(PY) bench/deep.py
 	$(PY) bench/serving.py
 	$(PY) bench/reliability.py
+
+bench-deep: $(STAMP) datasets  ## the deep-learning benchmark alone (sentiment, Fashion-MNIST CNN, poly experiment)
+	$(PY) bench/deep.py
+
+# Optional system datasets. Fashion-MNIST is Debian's dataset-fashion-mnist (idx files under
+# /usr/share/datasets/fashion-mnist); without it the image DAG uses scikit-learn's digits.
+# Installs only as root with apt-get; never fails, says what it did.
+FASHION_PKG := dataset-fashion-mnist
+datasets:  ## install Fashion-MNIST (apt: dataset-fashion-mnist) when root and missing
+	@if dpkg-query -W -f='$${Status}' $(FASHION_PKG) 2>/dev/null | grep -q 'ok installed'; then \
+		echo "Fashion-MNIST: $(FASHION_PKG) is installed (/usr/share/datasets/fashion-mnist)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Fashion-MNIST: installing $(FASHION_PKG) with apt-get"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FASHION_PKG); } \
+			|| echo "Fashion-MNIST: apt-get could not install $(FASHION_PKG); the image DAG will use scikit-learn digits"; \
+	else \
+		echo "Fashion-MNIST: $(FASHION_PKG) is not installed and this is not root with apt-get;"; \
+		echo "  install it with 'sudo apt-get install $(FASHION_PKG)' or set MLP_FASHION_MNIST_DIR to a folder of its idx files."; \
+		echo "  Until then the image DAG uses scikit-learn digits (8x8) and says so."; \
+	fi
 
 clean: down
 	rm -rf .state

@@ -2,17 +2,19 @@
 ### image: a CNN on Fashion-MNIST (scikit-learn digits when it is not installed), and the poly-vs-ReLU experiment
 
 Manual (press *Trigger*). The data is Fashion-MNIST's idx files under
-`/usr/share/datasets/fashion-mnist` when present, else scikit-learn's 8x8 digits; the task log
-and the MLflow tag `image_dataset` say which one was used.
+`/usr/share/datasets/fashion-mnist` (Debian's `dataset-fashion-mnist`; `make datasets` installs it)
+when present, else scikit-learn's 8x8 digits; the task log and the MLflow tag `image_dataset` say
+which one was used.
 
-1. **train_cnn**: two conv blocks with dropout, early stopping on validation loss; test accuracy,
-   the confusion matrix, a grid of test images with true/predicted labels and the loss curves
-   on an MLflow run (experiment `deep`); registered as `image_classifier` (pyfunc: pixel columns
-   `px_0..` scaled to [0, 1] in, `label` and `confidence` out), alias `champion` when it beats the
-   champion's test accuracy.
+1. **train_cnn**: two conv blocks with dropout, AdamW with a one-cycle learning rate (`deep.image_*`
+   settings), early stopping on validation loss; test accuracy, the confusion matrix, a grid of
+   test images with true/predicted labels and the loss curves on an MLflow run (experiment `deep`);
+   registered as `image_classifier` (pyfunc: pixel columns `px_0..` scaled to [0, 1] in, `label`
+   and `confidence` out), alias `champion` when it beats the champion's test accuracy.
 2. **poly_experiment**: the same CNN with the activation f'(x) = -6x^2 - 12x + 18 (input clamped to
-   [-3, 3]) and PolyAdam against ReLU and Adam, `seeds` seeds each: accuracy, loss curves and
-   diverged runs per arm, and a plot of f and f'.
+   [-3, 3]) and PolyAdam against ReLU and Adam, `seeds` seeds each, on at most
+   `experiment_max_rows` training images: accuracy, loss curves and diverged runs per arm, and a
+   plot of f and f'.
 3. **cluster**: a Gaussian mixture on the images' first two principal components, the number of
    components chosen by BIC (`deep.gmm_*` settings): BIC per k, a log-density contour plot with
    the clusters and the rows flagged as anomalies (log-likelihood below the 1st percentile).
@@ -48,11 +50,11 @@ def _step(name: str, *args, **kwargs):
             description="Image data: auto (Fashion-MNIST when its idx files are installed, else digits), or force one.",
         ),
         "epochs": Param(
-            30,
+            12,
             type="integer",
             minimum=1,
             maximum=200,
-            description="Most epochs per CNN fit (early stopping usually ends sooner).",
+            description="Most epochs per CNN fit (the learning-rate schedule spans them; early stopping may end sooner).",
         ),
         "patience": Param(4, type="integer", minimum=1, description="Epochs without validation gain before stopping."),
         "seeds": Param(
@@ -60,6 +62,12 @@ def _step(name: str, *args, **kwargs):
         ),
         "max_rows": Param(
             0, type="integer", minimum=0, description="Train on at most this many images (0: all). Smaller is faster."
+        ),
+        "experiment_max_rows": Param(
+            6000,
+            type="integer",
+            minimum=0,
+            description="The poly-vs-ReLU experiment trains each of its runs on at most this many images (0: all).",
         ),
         "run_experiment": Param(True, type="boolean", description="Also run the poly-vs-ReLU experiment."),
     },

@@ -228,10 +228,75 @@ def main(settings: Settings, days: int | None = None) -> int:
             if result.state == "success" and settings.demo.monitoring.days:
                 monitoring = _monitoring_demo(settings, env, ds)
                 results += monitoring.results
+            if settings.demo.deep and result.state == "success":
+                results += _deep_demo(settings, env, ds)
     print_summary(settings, results, time.monotonic() - t0)
     if monitoring:
         print_monitoring_summary(settings, monitoring)
     return 0 if results and all(r.state == "success" for r in results) else 1
+
+
+# --- the deep-learning part of the demo (issue 8) ------------------------------------------------------
+
+
+def _deep_demo(settings: Settings, env: dict, ds: str) -> list[RunResult]:
+    """Reviews through features (one day), then the sentiment and image DAGs with the small Params of
+    ``demo.sentiment`` / ``demo.image``; each result carries its headline metrics from MLflow."""
+    results = []
+    features = run_dag(settings, env, "features", ds, conf=json.dumps({"dataset": "reviews"}))
+    features.outputs = {"dataset": "reviews", **feature_outputs(settings, "reviews", ds)}
+    results.append(features)
+    if features.state == "success":
+        conf = {"ds": ds, **dict(settings.demo.sentiment)}
+        sentiment = run_dag(settings, env, "sentiment", ds, conf=json.dumps(conf))
+        sentiment.outputs = deep_outputs(settings, sentiment.run_id)
+        results.append(sentiment)
+    else:
+        print(f"  features (reviews) {ds} ended {features.state}; log: {features.log}")
+    image = run_dag(settings, env, "image", ds, conf=json.dumps(dict(settings.demo.image)))
+    image.outputs = deep_outputs(settings, image.run_id)
+    results.append(image)
+    return results
+
+
+def deep_outputs(settings: Settings, airflow_run_id: str | None) -> dict:
+    """Headline metrics of a sentiment or image DAG run, from its MLflow runs (experiment ``deep``)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    if not airflow_run_id:
+        return {}
+    client = MlflowClient(settings.mlflow.server_url)
+    try:
+        experiment = client.get_experiment_by_name(settings.mlflow.experiment("deep"))
+        runs = client.search_runs([experiment.experiment_id], f"tags.airflow_run_id = '{airflow_run_id}'")
+    except (MlflowException, AttributeError):
+        return {}
+    out: dict = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        tags, metrics = run.data.tags, run.data.metrics
+        if "arm" in tags or "model" in tags:  # nested runs (experiment arms, sentiment models)
+            continue
+        kind = tags.get("kind")
+        if kind == "sentiment" and "best_model" in tags:
+            best = tags["best_model"]
+            out["best"] = best
+            out["test auc"] = round(metrics.get(f"{best}_test_roc_auc", float("nan")), 4)
+            out["model"] = f"v{tags.get('registered_version', '?')} ({tags.get('alias', '?')})"
+        elif kind == "image":
+            out["data"] = tags.get("image_dataset")
+            out["cnn test acc"] = round(metrics.get("test_accuracy", float("nan")), 4)
+        elif kind == "poly_experiment":
+            arms = {
+                arm: round(metrics.get(f"{arm}_accuracy_mean", float("nan")), 3)
+                for arm in ("poly_polyadam", "relu_adam")
+            }
+            diverged = next((int(v) for k, v in metrics.items() if k.startswith("poly_polyadam_diverged_of_")), None)
+            out["poly vs relu acc"] = f"{arms['poly_polyadam']} vs {arms['relu_adam']} (poly diverged {diverged})"
+        elif kind == "gmm":
+            out["gmm k"] = int(metrics.get("n_components", 0))
+    order = ["best", "test auc", "model", "data", "cnn test acc", "poly vs relu acc", "gmm k"]
+    return {k: out[k] for k in order if k in out}
 
 
 def print_summary(settings: Settings, results: list[RunResult], total: float) -> None:

@@ -100,6 +100,9 @@ class DemoSettings:
     files_per_day: int = 4
     training: Mapping[str, Any] = field(default_factory=dict)  # Params for the demo's training run
     monitoring: DemoMonitoringSettings = field(default_factory=DemoMonitoringSettings)
+    deep: bool = True  # also run reviews -> features -> sentiment, and image (small budgets below)
+    sentiment: Mapping[str, Any] = field(default_factory=dict)  # Params for the demo's sentiment run
+    image: Mapping[str, Any] = field(default_factory=dict)  # Params for the demo's image run
 
 
 @dataclass(frozen=True)
@@ -183,8 +186,16 @@ class DeepSettings:
     poly_adam_bounds: tuple = (0.1, 1.0)
     seeds: int = 5  # seeds per arm of the poly-vs-ReLU experiment
     image_dataset: str = "auto"  # auto: Fashion-MNIST when its idx files exist, else scikit-learn digits
-    image_epochs: int = 30
+    image_epochs: int = 12
     image_patience: int = 4
+    image_optimizer: str = "adamw"  # the registered CNN's optimiser: adam or adamw (the experiment sets its own)
+    image_lr: float = 3e-3  # the peak under the onecycle schedule
+    image_weight_decay: float = 1e-4
+    image_schedule: str = "onecycle"  # onecycle (warm-up, then cosine annealing over image_epochs) or constant
+    image_batch_size: int = 128
+    image_augment: bool = False  # mirror half of each batch (Fashion-MNIST only: digits are not mirror-symmetric)
+    image_threads: int = 1  # torch threads per CNN fit
+    image_time_budget_s: float = 0.0  # wall-clock budget of a fit: no epoch starts that would end past it (0: none)
     image_model: str = "image_classifier"
     sentiment_dataset: str = "reviews"
     sentiment_min_positive_rating: int = 4  # positive review: rating 4 or 5
@@ -198,6 +209,10 @@ class DeepSettings:
             raise SettingsError(
                 f"deep.gmm_covariance must be full, tied, diag or spherical, got {self.gmm_covariance!r}"
             )
+        if self.image_schedule not in ("constant", "onecycle"):
+            raise SettingsError(f"deep.image_schedule must be constant or onecycle, got {self.image_schedule!r}")
+        if self.image_optimizer not in ("adam", "adamw"):
+            raise SettingsError(f"deep.image_optimizer must be adam or adamw, got {self.image_optimizer!r}")
         if self.image_dataset not in ("auto", "fashion_mnist", "digits"):
             raise SettingsError(f"deep.image_dataset must be auto, fashion_mnist or digits, got {self.image_dataset!r}")
 

@@ -10,12 +10,12 @@ from pipelines.constants import CHALLENGER, CHAMPION
 
 
 @contextmanager
-def one_thread():
-    """Run torch on one thread (the executor runs tasks side by side on few cores), then restore."""
+def one_thread(threads: int = 1):
+    """Run torch on ``threads`` threads (default one: the executor runs tasks side by side on few cores), then restore."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(max(1, int(threads)))
     try:
         yield
     finally:

@@ -225,7 +225,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     Learned: ``classes_``, ``image_shape_``, ``state_`` (best weights, numpy), ``history_``
     (train_loss, valid_loss, valid_acc per epoch), ``best_epoch_``, ``n_epochs_``, ``diverged_``
-    (training loss became non-finite), ``train_seconds_``, ``n_parameters_``.
+    (training loss became non-finite), ``train_seconds_`` (wall), ``train_cpu_seconds_`` (CPU time of
+    all threads), ``epoch_seconds_``, ``stopped_by_budget_``
+    (one more epoch would end past ``time_budget_s``; the best weights so far are kept), ``n_parameters_``.
     """
 
     def __init__(
@@ -242,6 +244,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         clamp=DEFAULT_CLAMP,
         poly_adam_c=10.0,
         poly_adam_bounds=(0.1, 1.0),
+        weight_decay=0.0,
+        schedule="constant",
+        augment=False,
+        threads=1,
+        time_budget_s=0.0,
     ):
         self.activation = activation
         self.optimizer = optimizer
@@ -255,6 +262,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.clamp = clamp
         self.poly_adam_c = poly_adam_c
         self.poly_adam_bounds = poly_adam_bounds
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.augment = augment
+        self.threads = threads
+        self.time_budget_s = time_budget_s
 
     def _net(self):
         return build_cnn(
@@ -268,6 +280,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
         if self.optimizer == "adam":
             return torch.optim.Adam(params, lr=self.lr)
+        if self.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=self.lr, weight_decay=float(self.weight_decay))
         if self.optimizer == "poly_adam":
             return poly.PolyAdam(
                 params,
@@ -277,7 +291,18 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 c=self.poly_adam_c,
                 bounds=tuple(self.poly_adam_bounds),
             )
-        raise ImageDataError(f"optimizer must be adam or poly_adam, got {self.optimizer!r}")
+        raise ImageDataError(f"optimizer must be adam, adamw or poly_adam, got {self.optimizer!r}")
+
+    def _scheduler(self, opt, steps_per_epoch: int):
+        import torch
+
+        if self.schedule == "constant":
+            return None
+        if self.schedule == "onecycle":  # warm up to lr over 30% of the steps, then anneal to lr / 1e4
+            return torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=self.lr, epochs=int(self.max_epochs), steps_per_epoch=steps_per_epoch, pct_start=0.3
+            )
+        raise ImageDataError(f"schedule must be constant or onecycle, got {self.schedule!r}")
 
     def fit(self, X, y, X_valid=None, y_valid=None):
         import torch
@@ -302,29 +327,36 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             raise ImageDataError(f"validation labels {sorted(unknown)} do not occur in the training labels")
         yv = torch.as_tensor(np.array([index[v] for v in y_valid]), dtype=torch.long)
         Xt, Xv = torch.as_tensor(X), torch.as_tensor(X_valid)
-        start = time.perf_counter()
-        with one_thread():
+        start, cpu_start = time.perf_counter(), time.process_time()
+        batch = int(self.batch_size)
+        with one_thread(self.threads):
             torch.manual_seed(self.seed)
             gen = torch.Generator().manual_seed(self.seed)
             net = self._net()
             opt = self._optimizer(net.parameters())
+            sched = self._scheduler(opt, -(-len(Xt) // batch))
             loss_fn = nn.CrossEntropyLoss()
             self.history_ = {"train_loss": [], "valid_loss": [], "valid_acc": []}
+            self.epoch_seconds_, self.stopped_by_budget_ = [], False
             best, best_state, bad, self.diverged_ = float("inf"), None, 0, False
             self.best_epoch_ = 0
             for epoch in range(1, int(self.max_epochs) + 1):
+                epoch_start = time.perf_counter()
                 net.train()
                 order = torch.randperm(len(Xt), generator=gen)
                 total = 0.0
-                for i in range(0, len(order), int(self.batch_size)):
-                    idx = order[i : i + int(self.batch_size)]
+                for i in range(0, len(order), batch):
+                    idx = order[i : i + batch]
+                    xb = _flip_half(Xt[idx], gen) if self.augment else Xt[idx]
                     opt.zero_grad()
-                    loss = loss_fn(net(Xt[idx]), yi[idx])
+                    loss = loss_fn(net(xb), yi[idx])
                     if not torch.isfinite(loss):
                         self.diverged_ = True
                         break
                     loss.backward()
                     opt.step()
+                    if sched is not None:
+                        sched.step()
                     total += float(loss.detach()) * len(idx)
                 if self.diverged_:
                     break
@@ -336,6 +368,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 self.history_["train_loss"].append(total / len(Xt))
                 self.history_["valid_loss"].append(vloss)
                 self.history_["valid_acc"].append(vacc)
+                self.epoch_seconds_.append(time.perf_counter() - epoch_start)
                 if not np.isfinite(vloss):
                     self.diverged_ = True
                     break
@@ -346,11 +379,17 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                     bad += 1
                     if bad >= int(self.patience):
                         break
+                # Stop when another epoch as long as the mean one would end past the budget.
+                elapsed = time.perf_counter() - start
+                if self.time_budget_s and elapsed + float(np.mean(self.epoch_seconds_)) > float(self.time_budget_s):
+                    self.stopped_by_budget_ = True  # the best weights so far are kept
+                    break
             if best_state is None:  # diverged before the first epoch ended: keep what there is
                 best_state = {k: np.nan_to_num(v.detach().cpu().numpy()) for k, v in net.state_dict().items()}
         self.state_ = best_state
         self.n_epochs_ = len(self.history_["train_loss"])
         self.train_seconds_ = time.perf_counter() - start
+        self.train_cpu_seconds_ = time.process_time() - cpu_start  # all threads: compare with threads x wall time
         self.n_parameters_ = int(sum(v.size for v in best_state.values()))
         return self
 
@@ -363,7 +402,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         X = _images(X)
         if tuple(X.shape[2:]) != self.image_shape_:
             raise ImageDataError(f"images are {X.shape[2:]}, the model was trained on {self.image_shape_}")
-        with one_thread(), torch.no_grad():
+        with one_thread(getattr(self, "threads", 1)), torch.no_grad():  # models pickled before `threads` existed
             net = self._net()
             net.load_state_dict({k: torch.as_tensor(v) for k, v in self.state_.items()})
             net.eval()
@@ -372,6 +411,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(1)]
+
+
+def _flip_half(xb, gen):
+    """Mirror a random half of the batch left to right (Fashion-MNIST's classes are mirror-symmetric)."""
+    import torch
+
+    mask = torch.rand(len(xb), generator=gen) < 0.5
+    return torch.where(mask[:, None, None, None], xb.flip(-1), xb)
 
 
 def _images(X) -> np.ndarray:
@@ -481,11 +528,19 @@ def evaluate(model: CNNClassifier, X, y) -> dict:
     }
 
 
-def model_params(params: dict, cfg) -> dict:
-    """CNNClassifier keyword arguments from DAG params (epochs, patience) and ``deep`` settings."""
+def model_params(params: dict, cfg, dataset: str = "fashion_mnist") -> dict:
+    """CNNClassifier keyword arguments (all but activation and optimiser) from DAG params (epochs,
+    patience) and ``deep`` settings; mirroring is used on Fashion-MNIST only."""
     return {
         "max_epochs": int(params.get("epochs", cfg.image_epochs)),
         "patience": int(params.get("patience", cfg.image_patience)),
+        "lr": float(cfg.image_lr),
+        "batch_size": int(cfg.image_batch_size),
+        "weight_decay": float(cfg.image_weight_decay),
+        "schedule": str(cfg.image_schedule),
+        "augment": bool(cfg.image_augment) and dataset == "fashion_mnist",
+        "threads": int(cfg.image_threads),
+        "time_budget_s": float(cfg.image_time_budget_s),
         "coefficients": tuple(float(c) for c in cfg.poly_coefficients),
         "clamp": float(cfg.poly_clamp),
         "poly_adam_c": float(cfg.poly_adam_c),
@@ -506,14 +561,19 @@ def train_image(params: dict | None = None, settings=None, tags: dict | None = N
     settings = settings or load_settings()
     params, cfg = dict(params or {}), settings.deep
     data = load_images(params.get("source", cfg.image_dataset), settings.seed, max_train_rows=params.get("max_rows", 0))
-    model = CNNClassifier(seed=settings.seed, **model_params(params, cfg)).fit(
-        data.X_train, data.y_train, data.X_valid, data.y_valid
-    )
+    model = CNNClassifier(seed=settings.seed, optimizer=cfg.image_optimizer, **model_params(params, cfg, data.name))
+    model.fit(data.X_train, data.y_train, data.X_valid, data.y_valid)
     result = evaluate(model, data.X_test, data.y_test)
     tags = {"kind": "image", **(tags or {})}
     with get_or_start_run(settings, "deep", f"image cnn ({data.name})", tags) as run:
         mlflow.set_tags({"image_dataset": data.name})
-        mlflow.log_params({**data.summary(), "activation": "relu", "optimizer": "adam", "max_epochs": model.max_epochs})
+        mlflow.log_params(
+            {
+                **data.summary(),
+                "activation": "relu",
+                **{k: str(v) for k, v in model.get_params().items() if k not in ("coefficients", "clamp")},
+            }
+        )
         metrics = {
             "test_accuracy": result["accuracy"],
             "test_log_loss": result["log_loss"],
@@ -521,6 +581,8 @@ def train_image(params: dict | None = None, settings=None, tags: dict | None = N
             "epochs_run": model.n_epochs_,
             "best_epoch": model.best_epoch_,
             "n_parameters": model.n_parameters_,
+            "epoch_seconds_mean": float(np.mean(model.epoch_seconds_)) if model.epoch_seconds_ else 0.0,
+            "stopped_by_budget": int(model.stopped_by_budget_),
         }
         mlflow.log_metrics(metrics)
         for i, (tl, vl, va) in enumerate(zip(*model.history_.values(), strict=True), start=1):
@@ -636,8 +698,9 @@ def run_poly_experiment(params: dict | None = None, settings=None, tags: dict | 
     settings = settings or load_settings()
     params, cfg = dict(params or {}), settings.deep
     seeds = int(params.get("seeds", cfg.seeds))
-    data = load_images(params.get("source", cfg.image_dataset), settings.seed, max_train_rows=params.get("max_rows", 0))
-    kwargs = model_params(params, cfg)
+    rows = [int(r) for r in (params.get("max_rows", 0), params.get("experiment_max_rows", 0)) if r]
+    data = load_images(params.get("source", cfg.image_dataset), settings.seed, max_train_rows=min(rows, default=0))
+    kwargs = model_params(params, cfg, data.name)
     table = poly_vs_relu(data, seeds, settings.seed, **kwargs)
     summary = summarise_experiment(table)
     tags = {"kind": "poly_experiment", **(tags or {})}

@@ -1,6 +1,7 @@
-"""The sentiment and image DAGs end to end through Airflow (api-server + LocalExecutor) against a
-throwaway MLflow server, kept small through their Params (a sample of reviews, 1 LSTM epoch; 300
-images, 2 epochs, 1 seed per arm).
+"""The deep-learning part of `make demo` end to end through Airflow (api-server + LocalExecutor)
+against a throwaway MLflow server: `demo._deep_demo` runs features for the reviews, then the
+sentiment and image DAGs, kept small through the demo Params (a sample of reviews, 1 LSTM epoch;
+300 images, 2 epochs, 1 seed per arm).
 
 Seen once (2026-11-22): after the sentiment run had succeeded, `airflow dags test` stayed in
 "Shutting down LocalExecutor; waiting for running tasks to finish" with one worker defunct, and
@@ -29,6 +30,8 @@ DS = "2026-01-01"
 def airflow(tmp_path_factory):
     root = tmp_path_factory.mktemp("stack")
     environ = isolated_environ(root)
+    environ["MLP_DEMO__SENTIMENT"] = json.dumps({"epochs": 1, "max_rows": 1500})
+    environ["MLP_DEMO__IMAGE"] = json.dumps({"epochs": 2, "seeds": 1, "max_rows": 300})
     settings = load_settings(environ)
     env = stack.airflow_env(settings, base=environ)
     stack.migrate(settings, env)
@@ -36,15 +39,22 @@ def airflow(tmp_path_factory):
         yield settings, env
 
 
-def test_reviews_to_a_registered_sentiment_model(airflow):
+@pytest.fixture(scope="module")
+def deep_demo(airflow):
     settings, env = airflow
-    features = demo.run_dag(settings, env, "features", DS, conf=json.dumps({"dataset": "reviews"}))
+    return {r.dag_id: r for r in demo._deep_demo(settings, env, DS)}
+
+
+def test_reviews_to_a_registered_sentiment_model(airflow, deep_demo):
+    settings, _ = airflow
+    features = deep_demo["features"]
     assert features.state == "success", features.log
+    assert features.outputs["dataset"] == "reviews" and features.outputs["gold rows"] > 5000
     assert Lake(settings.lake_root).read_manifest(GOLD, "reviews", DS)["rows"] > 5000
 
-    conf = {"ds": DS, "epochs": 1, "max_rows": 1500}
-    result = demo.run_dag(settings, env, "sentiment", DS, conf=json.dumps(conf))
+    result = deep_demo["sentiment"]
     assert result.state == "success", result.log.read_text()[-4000:]
+    assert result.outputs["best"] in ("tfidf_logreg", "lstm", "blend") and 0.5 < result.outputs["test auc"] <= 1
     client = MlflowClient(settings.mlflow.server_url)
     version = client.get_model_version_by_alias("sentiment_classifier", CHAMPION)
     assert version.tags["model"] in ("tfidf_logreg", "lstm", "blend")
@@ -56,11 +66,12 @@ def test_reviews_to_a_registered_sentiment_model(airflow):
     assert out["label"].iloc[0] == "positive" and out["confidence"].between(0.5, 1).all()
 
 
-def test_image_dag_trains_registers_and_runs_the_experiment(airflow):
-    settings, env = airflow
-    conf = {"epochs": 2, "seeds": 1, "max_rows": 300}
-    result = demo.run_dag(settings, env, "image", DS, conf=json.dumps(conf))
+def test_image_dag_trains_registers_and_runs_the_experiment(airflow, deep_demo):
+    settings, _ = airflow
+    result = deep_demo["image"]
     assert result.state == "success", result.log.read_text()[-4000:]
+    assert result.outputs["data"] in ("digits", "fashion_mnist") and 0 <= result.outputs["cnn test acc"] <= 1
+    assert "poly vs relu acc" in result.outputs and result.outputs["gmm k"] >= 1
     client = MlflowClient(settings.mlflow.server_url)
     experiment = client.get_experiment_by_name("deep")
     runs = client.search_runs([experiment.experiment_id], f"tags.airflow_run_id = '{result.run_id}'")

@@ -65,6 +65,33 @@ def test_fashion_when_present_else_digits_and_the_log_says_which(tmp_path, caplo
         load_images("fashion_mnist", root=tmp_path / "absent")
 
 
+_FASHION_FILES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
+
+
+def _fashion_installed() -> bool:
+    root = vision.fashion_dir()
+    return all(any((root / f"{stem}{ext}").exists() for ext in ("", ".gz")) for stem in _FASHION_FILES)
+
+
+@pytest.mark.skipif(
+    not _fashion_installed(),
+    reason=f"Fashion-MNIST idx files are not under {vision.fashion_dir()} (`make datasets` installs dataset-fashion-mnist)",
+)
+def test_the_installed_fashion_mnist_files():
+    data = load_images("fashion_mnist")
+    assert data.name == "fashion_mnist" and data.shape == (28, 28) and len(data.class_names) == 10
+    assert len(data.y_train) + len(data.y_valid) == 60_000 and len(data.y_test) == 10_000
+    assert np.bincount(data.y_test).tolist() == [1000] * 10
+    assert sorted(np.unique(data.y_train)) == list(range(10)) and len(data.y_valid) == 6_000
+    assert data.X_train.dtype == np.float32 and data.X_test.min() >= 0 and data.X_test.max() <= 1
+    assert load_images("auto").name == "fashion_mnist"
+
+
 @pytest.fixture(scope="module")
 def digits():
     return load_images("digits", max_train_rows=400)
@@ -84,6 +111,17 @@ def test_cnn_contract_and_pickle(digits):
         model.predict(np.zeros((2, 9, 9)))
     with pytest.raises(ImageDataError, match="one label per image"):
         CNNClassifier().fit(digits.X_train[:5], digits.y_train[:4])
+
+
+def test_cnn_training_options(digits):
+    model = CNNClassifier(
+        optimizer="adamw", weight_decay=1e-4, schedule="onecycle", augment=True, threads=2, max_epochs=3, patience=3
+    ).fit(digits.X_train, digits.y_train, digits.X_valid, digits.y_valid)
+    assert model.n_epochs_ == 3 and len(model.epoch_seconds_) == 3 and not model.stopped_by_budget_
+    budget = CNNClassifier(max_epochs=5, time_budget_s=1e-9).fit(digits.X_train[:100], digits.y_train[:100])
+    assert budget.stopped_by_budget_ and budget.n_epochs_ == 1
+    with pytest.raises(ImageDataError, match="schedule"):
+        CNNClassifier(schedule="cosine", max_epochs=1).fit(digits.X_train[:100], digits.y_train[:100])
 
 
 def test_cnn_learns_digits(digits):
