@@ -101,13 +101,16 @@ def _fit_all_in_parallel(make, data: TrainingData, config: EvalConfig, jobs: int
     For a model that would otherwise run alone on one core (bagging, after the base stage of the
     training DAG): k + 1 independent fits spread over the cores instead of one after the other.
     """
-    from joblib import Parallel, delayed
+    from joblib import Parallel, delayed, parallel_config
 
     X, y = data.X_train, data.y_train
     fold = fold_ids(y, config)
     started = time.perf_counter()
     parts = [(X[fold != k], y[fold != k]) for k in range(config.folds)] + [(X, y)]
-    fits = Parallel(n_jobs=jobs)(delayed(_timed_fit)(make, X_part, y_part) for X_part, y_part in parts)
+    # Workers that outlive their work hold the Airflow task's log pipe open, and `airflow dags test`
+    # then waited ~45 s at exit (loky keeps idle workers 300 s): let them go after 1 s idle.
+    with parallel_config(backend="loky", idle_worker_timeout=1):
+        fits = Parallel(n_jobs=jobs)(delayed(_timed_fit)(make, X_part, y_part) for X_part, y_part in parts)
     cv = CrossValidation([], np.full(len(y), np.nan), 0.0)
     for k, (fold_model, _) in enumerate(fits[:-1]):
         _score_fold(cv, fold_model, data, fold == k)
