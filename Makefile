@@ -21,7 +21,7 @@ demo: $(STAMP)  ## run every DAG end to end through Airflow on the embedded stac
 	$(PY) -m pipelines demo
 
 test: $(STAMP) integration-deps  ## everything: unit, DAG integrity, security, Airflow end to end, faults, integration mode + browser
-	MLP_E2E=1 $(PY) -m pytest
+	PIPELINES_E2E=1 $(PY) -m pytest
 
 test-faults: $(STAMP)  ## faults injected into scheduler-driven runs, and the live security checks (about 8 minutes)
 	$(PY) -m pytest -m faults
@@ -42,7 +42,7 @@ integration-deps:
 	fi
 
 test-integration: $(STAMP) integration-deps  ## PostgreSQL + real Airflow components + MLflow server, REST-triggered runs, browser tests
-	MLP_E2E=1 $(PY) -m pytest tests/e2e -m e2e -s
+	PIPELINES_E2E=1 $(PY) -m pytest tests/e2e -m e2e -s
 
 up: $(STAMP)  ## Airflow UI on :8080 and MLflow UI on :5000, both on 127.0.0.1, in the background
 	$(PY) -m pipelines up

@@ -3,7 +3,7 @@
 The stack (PostgreSQL, MLflow server, Airflow's scheduler, DAG processor, triggerer and API
 server) starts once; ``features`` and then ``training`` are triggered once through Airflow's
 REST API; the tests then look at the outcome through the REST APIs, the databases and a browser.
-Everything is stopped by PID at the end and checked to be gone. Runs only with ``MLP_E2E=1``
+Everything is stopped by PID at the end and checked to be gone. Runs only with ``PIPELINES_E2E=1``
 (set by ``make test-integration``), so ``make test`` keeps its scope.
 """
 
@@ -36,9 +36,9 @@ RUN_TIMEOUT_S = {"features": 900, "training": 1800}
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("MLP_E2E") == "1":
+    if os.environ.get("PIPELINES_E2E") == "1":
         return
-    skip = pytest.mark.skip(reason="integration mode: run with `make test-integration` (MLP_E2E=1)")
+    skip = pytest.mark.skip(reason="integration mode: run with `make test-integration` (PIPELINES_E2E=1)")
     for item in items:
         if "e2e" in item.keywords:
             item.add_marker(skip)
@@ -54,10 +54,10 @@ class Runs:
 @pytest.fixture(scope="session")
 def live(tmp_path_factory) -> LiveStack:
     root = tmp_path_factory.mktemp("live")
-    web = port_range("MLP_E2E_PORTS", "8201-8299")
+    web = port_range("PIPELINES_E2E_PORTS", "8201-8299")
     airflow_port = free_port(web)
     mlflow_port = free_port(web, taken={airflow_port})
-    pg_port = free_port(port_range("MLP_E2E_PG_PORTS", "5433-5439"))
+    pg_port = free_port(port_range("PIPELINES_E2E_PG_PORTS", "5433-5439"))
     t0 = time.monotonic()
     print(f"\n[e2e] starting the live stack under {root}")
     with live_stack(root, airflow_port, mlflow_port, pg_port) as stack:

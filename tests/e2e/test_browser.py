@@ -2,7 +2,7 @@
 
 Logs in to the Airflow UI, sees the triggered runs of ``features`` and ``training`` in green,
 follows the training task's "MLflow run" link, and finds the registered model with its champion
-alias in the MLflow UI. Screenshots of every page are kept under ``MLP_E2E_ARTIFACTS``
+alias in the MLflow UI. Screenshots of every page are kept under ``PIPELINES_E2E_ARTIFACTS``
 (default ``.state/artifacts/e2e``), printed at the end.
 """
 
@@ -28,7 +28,7 @@ TIMEOUT_MS = 60_000
 
 @pytest.fixture(scope="module")
 def artifacts() -> Path:
-    base = Path(os.environ.get("MLP_E2E_ARTIFACTS", REPO_ROOT / ".state" / "artifacts" / "e2e"))
+    base = Path(os.environ.get("PIPELINES_E2E_ARTIFACTS", REPO_ROOT / ".state" / "artifacts" / "e2e"))
     path = base / time.strftime("%Y%m%dT%H%M%S")
     path.mkdir(parents=True, exist_ok=True)
     yield path

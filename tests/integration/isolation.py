@@ -24,7 +24,7 @@ def free_port(ports: range | None = None, taken=()) -> int:
 
 
 def port_range(env_var: str, default: str) -> range:
-    """Ports from an environment variable such as ``MLP_E2E_PORTS=8201-8299``."""
+    """Ports from an environment variable such as ``PIPELINES_E2E_PORTS=8201-8299``."""
     lo, _, hi = os.environ.get(env_var, default).partition("-")
     return range(int(lo), int(hi or lo) + 1)
 
