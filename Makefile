@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: demo test test-fast test-faults test-integration integration-deps up down serve lint format bench bench-deep datasets venv clean
+.PHONY: demo test test-fast test-faults test-integration integration-deps up down serve lint format bench bench-deep bench-serving bench-deps datasets venv clean
 
 venv: $(STAMP)
 
@@ -61,7 +61,7 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-bench: $(STAMP) datasets  ## benchmarks: print a table, write bench/results/*.json
+bench: $(STAMP) datasets bench-deps  ## benchmarks: print a table, write bench/results/*.json
 	$(PY) bench/features.py
 	$(PY) bench/training.py
 	$(PY) bench/tuning.py
@@ -73,6 +73,14 @@ bench: $(STAMP) datasets  ## benchmarks: print a table, write bench/results/*.js
 
 bench-deep: $(STAMP) datasets  ## the deep-learning benchmark alone (sentiment, Fashion-MNIST CNN, poly experiment)
 	$(PY) bench/deep.py
+
+bench-serving: $(STAMP) bench-deps  ## the serving benchmark alone (our API vs mlflow models serve, wrk load test)
+	$(PY) bench/serving.py
+
+# The serving benchmark's load generator: Debian's wrk (apt-get, as root or through sudo), when missing.
+bench-deps:
+	@command -v wrk >/dev/null || { echo "Installing wrk (apt-get)"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends wrk; }
 
 # Optional system datasets. Fashion-MNIST is Debian's dataset-fashion-mnist (idx files under
 # /usr/share/datasets/fashion-mnist); without it the image DAG uses scikit-learn's digits.

@@ -77,6 +77,7 @@ def test_model_health_docs(store):
     with client:
         info = client.get("/model").json()
         assert info["name"] == NAME and info["alias"] == "champion" and info["version"] == "1"
+        assert info["fast_path"].startswith("on: matched the pipeline"), info["fast_path"]
         assert [(f["name"], f["type"]) for f in info["features"]] == [
             ("age", "long"),
             ("x1", "double"),
