@@ -52,7 +52,7 @@ def run_dag(settings: Settings, env: dict, dag_id: str, ds: str, conf: str | Non
     log = settings.state_dir / "logs" / f"dagrun-{dag_id}-{ds}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     before = _last_run_pk(db, dag_id)
-    command = [stack._bin("airflow"), "dags", "test", dag_id, ds, "--use-executor"]
+    command = [*stack.airflow_tasks_command(), "dags", "test", dag_id, ds, "--use-executor"]
     if conf:
         command += ["--conf", conf]
     t0 = time.monotonic()

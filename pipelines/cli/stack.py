@@ -54,6 +54,11 @@ def _bin(name: str) -> str:
     return str(candidate) if candidate.exists() else (shutil.which(name) or name)
 
 
+def airflow_tasks_command() -> list[str]:
+    """Airflow's CLI for commands whose LocalExecutor forks task processes (``airflow_cli``: task modules preloaded)."""
+    return [sys.executable, "-m", "pipelines.cli.airflow_cli"]
+
+
 def airflow_home(settings: Settings) -> Path:
     return settings.state_dir / "airflow"
 
@@ -133,7 +138,7 @@ def airflow_components(settings: Settings) -> list[Service]:
     """
     alive = lambda: True  # noqa: E731  (no port of their own: started means running; health comes from the API)
     return [
-        Service("airflow-scheduler", [_bin("airflow"), "scheduler", "--skip-serve-logs"], "", "", probe=alive),
+        Service("airflow-scheduler", [*airflow_tasks_command(), "scheduler", "--skip-serve-logs"], "", "", probe=alive),
         Service("airflow-dag-processor", [_bin("airflow"), "dag-processor"], "", "", probe=alive),
         Service("airflow-triggerer", [_bin("airflow"), "triggerer", "--skip-serve-logs"], "", "", probe=alive),
         airflow_services(settings, standalone=False),
