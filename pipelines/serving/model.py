@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 UNIT_ID = "unit_id"
 # MLflow signature column types -> Python types of the request schema and pandas dtypes of the frame.
 _PY_TYPES = {"double": float, "float": float, "long": int, "integer": int, "boolean": bool, "string": str}
-FAST_MAX_ROWS = 64  # above this the pipeline's vectorised predict_proba is as fast per row
 _DTYPES = {"double": "float64", "float": "float64", "long": "int64", "integer": "int64", "boolean": "bool"}
+FAST_MAX_ROWS = 64  # bigger batches go through the pipeline: its vectorised predict_proba is as fast per row
 
 
 class ModelNotFound(DataError):
@@ -105,10 +105,8 @@ class ServedModel:
         if problem is None and checked < len(example):
             problem = f"it answered only {checked} of the {len(example)} example rows"
         if problem is not None:
-            log.warning(
-                "serving: %s v%s fast path disagrees with the pipeline, not used: %s", self.name, self.version, problem
-            )
-            self.fast, self.fast_path = None, f"off: disagreed with the pipeline: {problem}"
+            log.warning("serving: %s v%s fast path not used: %s", self.name, self.version, problem)
+            self.fast, self.fast_path = None, f"off: not verified against the pipeline: {problem}"
             return
         self.fast, self.fast_path = fast, f"on: matched the pipeline on {checked} probe rows"
 

@@ -2,6 +2,8 @@
 
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -44,3 +46,19 @@ def isolated_environ(root: Path) -> dict[str, str]:
         }
     )
     return environ
+
+
+@contextmanager
+def embedded_stack(root: Path, **overrides: str) -> Iterator[tuple]:
+    """A private embedded stack under ``root``: settings from ``isolated_environ`` plus ``overrides``
+    (``MLP_*`` variables), Airflow's DB migrated, its API server and an MLflow server running.
+    Yields ``(settings, env)``; the services are stopped on exit."""
+    from pipelines.cli import stack
+    from pipelines.config import load_settings
+
+    environ = {**isolated_environ(root), **overrides}
+    settings = load_settings(environ)
+    env = stack.airflow_env(settings, base=environ)
+    stack.migrate(settings, env)
+    with stack.services(settings, env):
+        yield settings, env

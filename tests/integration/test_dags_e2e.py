@@ -8,24 +8,18 @@ import pytest
 from mlflow import MlflowClient
 
 from pipelines.cli import demo, stack
-from pipelines.config import load_settings
 from pipelines.constants import BRONZE, GOLD, SILVER
 from pipelines.features.bronze import QUARANTINE_BRONZE
 from pipelines.features.silver import QUARANTINE_SILVER
 from pipelines.lake import Lake
-from tests.integration.isolation import isolated_environ
+from tests.integration.isolation import embedded_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stack")
-    environ = isolated_environ(root)
-    settings = load_settings(environ)
-    env = stack.airflow_env(settings, base=environ)
-    stack.migrate(settings, env)
-    with stack.services(settings, env):
+    with embedded_stack(tmp_path_factory.mktemp("stack")) as (settings, env):
         yield settings, env
     assert stack.running_pid(settings, "airflow") is None  # stopped by PID file
 

@@ -15,11 +15,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from pipelines.cli import demo, stack
-from pipelines.config import load_settings
+from pipelines.cli import demo
 from pipelines.constants import CHAMPION, GOLD
 from pipelines.lake import Lake
-from tests.integration.isolation import isolated_environ
+from tests.integration.isolation import embedded_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,14 +27,11 @@ DS = "2026-01-01"
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stack")
-    environ = isolated_environ(root)
-    environ["MLP_DEMO__SENTIMENT"] = json.dumps({"epochs": 1, "max_rows": 1500})
-    environ["MLP_DEMO__IMAGE"] = json.dumps({"epochs": 2, "seeds": 1, "max_rows": 300})
-    settings = load_settings(environ)
-    env = stack.airflow_env(settings, base=environ)
-    stack.migrate(settings, env)
-    with stack.services(settings, env):
+    with embedded_stack(
+        tmp_path_factory.mktemp("stack"),
+        MLP_DEMO__SENTIMENT=json.dumps({"epochs": 1, "max_rows": 1500}),
+        MLP_DEMO__IMAGE=json.dumps({"epochs": 2, "seeds": 1, "max_rows": 300}),
+    ) as (settings, env):
         yield settings, env
 
 

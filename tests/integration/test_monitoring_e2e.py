@@ -11,11 +11,10 @@ from mlflow import MlflowClient
 
 from pipelines import features
 from pipelines.cli import demo, stack
-from pipelines.config import load_settings
 from pipelines.lake import Lake
 from pipelines.monitoring import alerts
 from pipelines.serving import replay
-from tests.integration.isolation import isolated_environ
+from tests.integration.isolation import embedded_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,12 +45,7 @@ def _register_champion(settings) -> str:
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stack")
-    environ = isolated_environ(root)
-    settings = load_settings(environ)
-    env = stack.airflow_env(settings, base=environ)
-    stack.migrate(settings, env)
-    with stack.services(settings, env):
+    with embedded_stack(tmp_path_factory.mktemp("stack")) as (settings, env):
         # The reference (gold) and a champion, in-process: the features and training DAGs have their own tests.
         features.run("adult", GOLD_DS, settings=settings)
         _register_champion(settings)

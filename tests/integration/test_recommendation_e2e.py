@@ -12,11 +12,10 @@ from mlflow import MlflowClient
 
 from pipelines import features
 from pipelines.cli import demo, stack
-from pipelines.config import load_settings
 from pipelines.constants import CHAMPION, GOLD, ITEM_ID, USER_ID
 from pipelines.lake import Lake
 from pipelines.recommendation.run import leaderboard_dataset, recommendations_dataset
-from tests.integration.isolation import isolated_environ
+from tests.integration.isolation import embedded_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -26,14 +25,12 @@ MODELS = ["popularity", "item_knn", "bayesian_mf", "two_tower"]  # one per famil
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
-    root = tmp_path_factory.mktemp("reco-stack")
     # A quarter of MovieLens with 3 training epochs scores low: a low gate, so the champion path runs here
     # (the gate itself is unit-tested).
-    environ = {**isolated_environ(root), "MLP_RECOMMENDATION__PROMOTION_MIN_NDCG": "0.01"}
-    settings = load_settings(environ)
-    env = stack.airflow_env(settings, base=environ)
-    stack.migrate(settings, env)
-    with stack.services(settings, env):
+    with embedded_stack(tmp_path_factory.mktemp("reco-stack"), MLP_RECOMMENDATION__PROMOTION_MIN_NDCG="0.01") as (
+        settings,
+        env,
+    ):
         yield settings, env
 
 
