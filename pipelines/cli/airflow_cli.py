@@ -11,6 +11,7 @@ preloaded (a fork only copies the calling thread).
 from __future__ import annotations
 
 import importlib
+import runpy
 import sys
 
 PRELOAD = (
@@ -25,14 +26,15 @@ PRELOAD = (
 )
 
 
-def main() -> int:
+def main() -> None:
     for module in PRELOAD:
         importlib.import_module(module)
-    from airflow.__main__ import main as airflow_main
+    from pipelines.cli.stack import _bin
 
-    sys.argv[0] = "airflow"
-    return airflow_main() or 0
+    script = _bin("airflow")  # Airflow's own console script, run as a program: pipelines never imports airflow
+    sys.argv[0] = script
+    runpy.run_path(script, run_name="__main__")  # the script ends with sys.exit(main())
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
