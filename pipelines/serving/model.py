@@ -199,6 +199,7 @@ def load(tracking_uri: str, name: str, alias: str) -> ServedModel:
 
 def _load_version(tracking_uri: str, name: str, alias: str, version: str, run_id: str) -> ServedModel:
     import tempfile
+    from pathlib import Path
 
     import mlflow
     from mlflow.models import Model
@@ -206,11 +207,11 @@ def _load_version(tracking_uri: str, name: str, alias: str, version: str, run_id
     mlflow.set_tracking_uri(tracking_uri)
     uri = f"models:/{registered_name(name)}/{version}"
     with tempfile.TemporaryDirectory(prefix="served-model-") as tmp:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
-        model = mlflow.sklearn.load_model(local)
-        meta = Model.load(local)
+        model = mlflow.sklearn.load_model(uri, dst_path=tmp)  # downloads the model's directory into tmp
+        local = next(Path(tmp).rglob("MLmodel")).parent
+        meta = Model.load(str(local))
         try:
-            example = meta.load_input_example(local)
+            example = meta.load_input_example(str(local))
         except Exception:  # noqa: BLE001 - a missing or unreadable example only costs the fast path
             example = None
     if not hasattr(model, "predict_proba"):
