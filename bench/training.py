@@ -133,7 +133,10 @@ def run_dags(settings, env, folds: int, sample: int) -> dict:
             raise RuntimeError(f"training DAG ended {result.state}; log tail:\n{_tail(result.log)}")
     tasks = _task_times(settings, result.run_id)
     # Mapped task i is the i-th algorithm of its list (the DAG maps over these, in this order).
-    names = {"train": list(algorithms.BASE_ALGORITHMS), "train_ensemble": list(algorithms.ENSEMBLES)}
+    names = {
+        "train": algorithms.start_order(list(algorithms.BASE_ALGORITHMS)),
+        "train_ensemble": list(algorithms.ENSEMBLES),
+    }
     for t in tasks:
         if t["task"] in names and t["map_index"] is not None and t["map_index"] >= 0:
             t["algorithm"] = names[t["task"]][t["map_index"]]

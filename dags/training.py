@@ -158,7 +158,8 @@ def training():
     def algorithms(context: dict) -> list[str]:
         return context["params"]["algorithms"]
 
-    @task
+    # Mapped instances start in list order (longest fits first): plugins/task_order.py.
+    @task(weight_rule="task_order.MapIndexOrder")
     def train(algorithm: str, context: dict) -> dict:
         return _step("train", context, algorithm)
 

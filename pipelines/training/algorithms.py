@@ -425,6 +425,25 @@ ALGORITHMS: dict[str, Algorithm] = {
 }
 BASE_ALGORITHMS: tuple[str, ...] = tuple(n for n, a in ALGORITHMS.items() if not a.ensemble)
 ENSEMBLES: tuple[str, ...] = ("voting", "bagging", "stacking")
+# Base algorithms by their task time on Adult (bench/training.py, 5 folds), longest first: the
+# training DAG maps them in this order and its train task starts them in it (plugins/task_order.py),
+# so the longest fits never start last.
+LONGEST_FIRST: tuple[str, ...] = (
+    "svm_rbf",
+    "random_forest",
+    "lightgbm",
+    "mlp_torch",
+    "hist_gb",
+    "xgboost",
+    "ridge",
+    "logreg",
+)
+
+
+def start_order(names: list[str]) -> list[str]:
+    """``names`` longest first (``LONGEST_FIRST``); names it does not rank keep their order, last."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    return sorted(names, key=lambda n: rank.get(n, len(rank)))
 
 
 def get(name: str) -> Algorithm:

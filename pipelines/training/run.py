@@ -98,7 +98,7 @@ def prepare(
     if int(params["cv_folds"]) < 2:
         raise TrainingDataError(f"cv_folds must be at least 2, got {params['cv_folds']}")
     _check_selection_params(params)
-    params["algorithms"] = names
+    params["algorithms"] = algorithms.start_order(names)  # the order the DAG maps and starts them in
     context = {"dataset": dataset, "ds": ds, "params": params, "seed": settings.seed}
     data = _data(context, lake)
     gold_hash = hashlib.sha256(

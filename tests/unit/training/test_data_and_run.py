@@ -91,7 +91,8 @@ def test_steps_log_nested_runs_and_a_failure_stays_on_the_leaderboard(tmp_path, 
     _write(lake, _gold(n=400), "2026-01-01")
     params = {"algorithms": ["logreg", "hist_gb", "ridge"], "cv_folds": 2}
     context = run.prepare("toy", params, "training", "manual__t", logical_ds="2026-01-01", settings=settings)
-    assert context["ds"] == "2026-01-01" and context["params"]["algorithms"] == ["logreg", "hist_gb", "ridge"]
+    assert context["ds"] == "2026-01-01"
+    assert context["params"]["algorithms"] == ["hist_gb", "ridge", "logreg"]  # longest first: the DAG's start order
 
     from pipelines.training import algorithms
 
