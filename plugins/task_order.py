@@ -4,9 +4,9 @@ Airflow gives every mapped instance of a task the same priority, so when a task 
 items than there are executor slots, which ones start first is arbitrary (``airflow dags test``
 queues them in the iteration order of a set). With this rule as a task's ``weight_rule``, mapped
 instance i weighs the task's ``priority_weight`` plus ``1000 - i``: the executor starts the first
-items of the list first. The training DAG lists its algorithms slowest first, so the longest fits
-start at once and the stage is not left waiting on one that started last
-(longest-processing-time-first). Registered through this plugin, as Airflow requires of custom rules.
+items of the list first. The training DAG lists its algorithms longest first, so they start in
+the same order in every run (see the README's training benchmark for what that did and did not
+change). Registered through this plugin, as Airflow requires of custom rules.
 """
 
 from __future__ import annotations

@@ -427,7 +427,7 @@ BASE_ALGORITHMS: tuple[str, ...] = tuple(n for n, a in ALGORITHMS.items() if not
 ENSEMBLES: tuple[str, ...] = ("voting", "bagging", "stacking")
 # Base algorithms by their task time on Adult (bench/training.py, 5 folds), longest first: the
 # training DAG maps them in this order and its train task starts them in it (plugins/task_order.py),
-# so the longest fits never start last.
+# the same order in every run (Airflow's own order of mapped instances is arbitrary).
 LONGEST_FIRST: tuple[str, ...] = (
     "svm_rbf",
     "random_forest",
