@@ -139,12 +139,11 @@ def main(argv: list[str] | None = None) -> None:
         for mode in ("bayes", "random"):
             runs = [s for s in searches if s["algorithm"] == a and s["mode"] == mode]
             evals = [s["evals_to_match"] for s in runs]
-            counted = [e if e is not None else BUDGET + 1 for e in evals]
             near = {str(m): [_first_within(s["aucs"], grids[a]["best_auc"] - m) for s in runs] for m in NEAR_MARGINS}
             row[mode] = {
                 "evals_to_match_per_seed": evals,
                 "evals_to_within_per_seed": near,
-                "mean_evals_to_match": round(float(np.mean(counted)), 2),
+                "mean_evals_to_match": round(_mean_counted(evals), 2),
                 "not_matched": sum(e is None for e in evals),
                 "best_auc": round(max(s["best_auc"] for s in runs), 6),
                 "runs": runs,

@@ -150,11 +150,8 @@ def request_model(name: str, columns: list[tuple[str, str]]):
     )
 
 
-def signature_columns(model_uri: str, signature=None) -> list[tuple[str, str]]:
-    if signature is None:
-        from mlflow.models import get_model_info
-
-        signature = get_model_info(model_uri).signature
+def signature_columns(model_uri: str, signature) -> list[tuple[str, str]]:
+    """(feature, type) of the model's input signature (``Model.signature`` of ``model_uri``)."""
     if signature is None or signature.inputs is None:
         raise ModelNotFound(f"{model_uri} has no signature: log the model with one (see training.run._log_model)")
     cols = []
