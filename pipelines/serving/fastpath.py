@@ -14,7 +14,7 @@ Supported:
   passthrough and the remainder; a sparse output is scored dense, which ``verify`` checks);
 - ``OneHotEncoder`` (no ``drop``, no infrequent categories), ``OrdinalEncoder`` (no infrequent
   categories), ``SimpleImputer`` (no indicator), ``StandardScaler``;
-- ``FunctionTransformer`` without a function, or with one of the training DAG's ``_as_strings``,
+- ``FunctionTransformer`` without a function, or with one of the training DAG's ``_as_strings``, ``_as_unicode``,
   ``_as_float``, ``_as_category_frame``, ``_as_float_frame`` (``training.algorithms``);
 - the final classifier: LightGBM (its booster called directly, on one thread, with LightGBM's own
   mapping of pandas categoricals to codes), HistGradientBoosting (without the training DAG's per-call thread
@@ -145,7 +145,7 @@ def _function(est) -> Step:
         return lambda values: values
     if est.kw_args:
         raise Unsupported("FunctionTransformer with arguments")
-    if est.func is algorithms._as_strings:
+    if est.func in (algorithms._as_strings, algorithms._as_unicode):
         missing = algorithms.MISSING
 
         def strings(values: list) -> list:
