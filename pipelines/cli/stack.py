@@ -108,6 +108,9 @@ def airflow_env(settings: Settings, base: dict | None = None, database_url: str 
             "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
             "OPENBLAS_NUM_THREADS": env.get("OPENBLAS_NUM_THREADS", "1"),
             "MKL_NUM_THREADS": env.get("MKL_NUM_THREADS", "1"),
+            # MLflow's usage telemetry off unless set otherwise: it reports nothing from the lake or
+            # the models, and with it off the task launcher can preload MLflow (airflow_cli).
+            "MLFLOW_DISABLE_TELEMETRY": env.get("MLFLOW_DISABLE_TELEMETRY", "true"),
             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p),
             # Airflow starts some of its processes by name: find the project's own console scripts first.
             "PATH": os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p),

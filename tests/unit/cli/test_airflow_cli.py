@@ -21,17 +21,52 @@ def _python(code: str, *args: str, env: dict | None = None) -> str:
     return done.stdout
 
 
-def test_preloaded_modules_start_no_thread_and_bring_in_neither_torch_nor_mlflow():
-    out = _python(
-        "import importlib, sys, threading\n"
-        "from pipelines.cli.airflow_cli import PRELOAD\n"
-        "for m in PRELOAD: importlib.import_module(m)\n"
-        "print(threading.active_count(), 'torch' in sys.modules, 'mlflow' in sys.modules)"
-    )
+_PROBE = (
+    "import os, sys, threading\n"
+    "from pipelines.cli.airflow_cli import preload\n"
+    "preload()\n"
+    "print(threading.active_count(), 'torch' in sys.modules, 'mlflow' in sys.modules,"
+    " '_MLFLOW_TELEMETRY_SESSION_ID' in os.environ)"
+)
+
+
+def _env(**switches: str) -> dict:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")}
+    return {**env, **switches}
+
+
+def test_preloaded_modules_start_no_thread_and_leave_out_torch_and_mlflow_with_telemetry_on():
     # Airflow's supervisor forks each task from a LocalExecutor worker: only the forking thread
-    # survives a fork, so a preloaded module must not have started any other. MLflow's import-time
-    # telemetry client broke inherited artifact downloads, so it must not come in either.
-    assert out.split() == ["1", "False", "False"]
+    # survives a fork, so a preloaded module must not have started any other. With telemetry on,
+    # MLflow's import-time telemetry client broke inherited artifact downloads: it stays out.
+    assert _python(_PROBE, env=_env()).split() == ["1", "False", "False", "False"]
+
+
+def test_mlflow_is_preloaded_when_its_telemetry_is_off():
+    for switches in ({"MLFLOW_DISABLE_TELEMETRY": "true"}, {"DO_NOT_TRACK": "true"}):
+        assert _python(_PROBE, env=_env(**switches)).split() == ["1", "False", "True", "False"], switches
+
+
+def test_telemetry_switches():
+    from pipelines.cli.airflow_cli import telemetry_off
+
+    assert telemetry_off({"MLFLOW_DISABLE_TELEMETRY": "True"}) and telemetry_off({"MLFLOW_DISABLE_TELEMETRY": "1"})
+    assert telemetry_off({"DO_NOT_TRACK": "true"})
+    assert not telemetry_off({}) and not telemetry_off({"MLFLOW_DISABLE_TELEMETRY": "false"})
+
+
+def test_the_platforms_airflow_runs_with_mlflow_telemetry_off_unless_told_otherwise(tmp_path):
+    from pipelines.cli import stack
+    from pipelines.config import load_settings
+    from tests.integration.isolation import isolated_environ
+
+    environ = isolated_environ(tmp_path)
+    settings = load_settings(environ)
+    assert stack.airflow_env(settings, base=environ)["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    on = stack.airflow_env(settings, base={**environ, "MLFLOW_DISABLE_TELEMETRY": "false"})
+    assert on["MLFLOW_DISABLE_TELEMETRY"] == "false"
 
 
 def test_the_launcher_runs_airflows_cli(tmp_path):
