@@ -172,7 +172,7 @@ def test_every_model_is_single_threaded():
 @pytest.mark.parametrize("name", ["random_forest", "hist_gb", "xgboost"])
 def test_ordinal_encoder_is_fitted_on_unicode_not_objects(name, data):
     """With max_categories, OrdinalEncoder.fit on an object array counts values in a Python loop
-    (an isinstance check per value), which ran ~10x slower inside Airflow task processes: the
+    (an isinstance check per value), which ran about 4x slower inside Airflow task processes: the
     ordinal prep hands it a unicode array, counted by np.unique. Missing values are a category."""
     frame, y = data
     model = _fast(name).fit(frame, y)
