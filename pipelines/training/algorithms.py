@@ -12,6 +12,7 @@ processes. xgboost, lightgbm and torch are imported when a model is built, not a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.svm import LinearSVC
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from pipelines.training.metrics import FAMILIES  # noqa: F401  (re-exported: the one list of model families)
 
@@ -298,6 +299,13 @@ def _random_forest(features: FeatureSpec, seed: int) -> Pipeline:
     return Pipeline([("prep", _ordinal_prep(features)), ("model", model)])
 
 
+@functools.cache
+def _openmp() -> ThreadpoolController:
+    """The loaded OpenMP runtimes, found once: ``threadpool_limits`` scans every loaded shared library
+    on each call (8 ms with torch loaded, more than scoring a row); a kept controller limits in ~30 us."""
+    return ThreadpoolController().select(user_api="openmp")
+
+
 class OneThreadHistGradientBoosting(HistGradientBoostingClassifier):
     """HistGradientBoostingClassifier on one OpenMP thread (it has no n_jobs).
 
@@ -306,19 +314,19 @@ class OneThreadHistGradientBoosting(HistGradientBoostingClassifier):
     """
 
     def fit(self, X, y, sample_weight=None, **fit_params):
-        with threadpool_limits(limits=1, user_api="openmp"):
+        with _openmp().limit(limits=1):
             return super().fit(X, y, sample_weight=sample_weight, **fit_params)
 
     def predict(self, X):
-        with threadpool_limits(limits=1, user_api="openmp"):
+        with _openmp().limit(limits=1):
             return super().predict(X)
 
     def predict_proba(self, X):
-        with threadpool_limits(limits=1, user_api="openmp"):
+        with _openmp().limit(limits=1):
             return super().predict_proba(X)
 
     def decision_function(self, X):
-        with threadpool_limits(limits=1, user_api="openmp"):
+        with _openmp().limit(limits=1):
             return super().decision_function(X)
 
 

@@ -169,6 +169,30 @@ def test_every_model_is_single_threaded():
     assert isinstance(hgb, algorithms.OneThreadHistGradientBoosting)
 
 
+def test_hist_gb_runs_on_one_openmp_thread(data, monkeypatch):
+    """Its fit and predict run under a one-thread OpenMP limit (from a controller kept between calls)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen = []
+
+    def spy(method):
+        def wrapped(self, *args, **kwargs):
+            seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"})
+            return method(self, *args, **kwargs)
+
+        return wrapped
+
+    for name in ("fit", "predict_proba"):
+        monkeypatch.setattr(HistGradientBoostingClassifier, name, spy(getattr(HistGradientBoostingClassifier, name)))
+    frame, y = data
+    with threadpool_limits(limits=2, user_api="openmp"):
+        model = _fast("hist_gb").fit(frame, y)
+        model.predict_proba(frame)
+        assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"} == {2}
+    assert seen == [{1}, {1}]
+
+
 @pytest.mark.parametrize("name", ["random_forest", "hist_gb", "xgboost"])
 def test_ordinal_encoder_is_fitted_on_unicode_not_objects(name, data):
     """With max_categories, OrdinalEncoder.fit on an object array counts values in a Python loop
