@@ -5,6 +5,11 @@ rows with the folds of ``evaluate.fold_ids`` (``evaluate.cross_validate``), so a
 figure is comparable with the untuned ones. Searches stop at ``n_calls`` trials, when the time
 budget is spent, or when ``patience`` trials in a row brought no improvement.
 
+Boosting models (``PREFIX_SCORED``) are scored the way ``xgboost.cv`` picks a number of rounds: a
+trial fits the number of trees it proposes, and the first m trees of the same fit are scored as
+well for up to ``PREFIX_CHECKPOINTS`` values of m (a prefix of a boosted model is exactly the model
+fitted with m trees). The trial keeps the best m; the Bayesian search is told every prefix.
+
 Search spaces are keyed by ``Pipeline.set_params`` names (``model__...``) of the registry's
 models. ``GRIDS`` are 27-point grids (3 values of n_estimators, max_depth and learning_rate) whose
 box is the one the Bayesian and random searches explore in ``bench/tuning.py``.
@@ -12,6 +17,8 @@ box is the one the Bayesian and random searches explore in ``bench/tuning.py``.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +33,8 @@ MODES = ("bayes", "random", "grid")
 # 1e-4..1e-3 of CV ROC-AUC; skopt's default (0.01) asks for more improvement than any point can
 # give, which turns EI into blind exploration.
 EI_XI = 1e-4
+PREFIX_SCORED = ("xgboost", "lightgbm")
+PREFIX_CHECKPOINTS = 16
 
 
 def _spaces() -> dict[str, dict]:
@@ -130,6 +139,12 @@ class Trial:
     cv: object = field(
         default=None, repr=False, compare=False
     )  # the CrossValidation, to judge the best without refitting
+    prefixes: dict[int, float] = field(default_factory=dict)  # trees -> CV ROC-AUC of that prefix of the fit
+
+    @property
+    def trees_fitted(self) -> int | None:
+        """Trees the trial fitted (per fold), when its prefixes were scored."""
+        return max(self.prefixes) if self.prefixes else None
 
 
 @dataclass
@@ -155,6 +170,67 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _build(algorithm: str, data: TrainingData, seed: int, params: dict):
+    from pipelines.training import algorithms
+
+    return algorithms.build(algorithm, data.features, seed).set_params(**params)
+
+
+def checkpoints(low: int, n: int, count: int = PREFIX_CHECKPOINTS) -> list[int]:
+    """Tree counts scored for a fit of ``n`` trees: ``n`` and evenly spaced prefixes from ``low``."""
+    if n <= low:
+        return [n]
+    step = -(-(n - low) // (count - 1))  # ceil
+    return [*range(low, n, step), n]
+
+
+def _margins(est, X, start: int, stop: int) -> np.ndarray:
+    """Raw scores of trees [start, stop) of a fitted XGBoost or LightGBM classifier."""
+    if hasattr(est, "booster_"):  # LightGBM
+        return est.predict(X, raw_score=True, start_iteration=start, num_iteration=stop - start)
+    return est.predict(X, output_margin=True, iteration_range=(start, stop))
+
+
+def _prefix_proba(est, X, n: int) -> np.ndarray:
+    """P(class 1) from the first ``n`` trees: identical to the model fitted with ``n`` trees."""
+    if hasattr(est, "booster_"):
+        return est.predict_proba(X, num_iteration=n)[:, 1]
+    return est.predict_proba(X, iteration_range=(0, n))[:, 1]
+
+
+def prefix_cross_validate(make, data: TrainingData, config: EvalConfig, counts: list[int]):
+    """``cross_validate`` of a boosted pipeline for every tree count in ``counts``, from one fit per
+    fold at ``max(counts)`` trees: ``(mean CV ROC-AUC per count, the best count, its CrossValidation)``."""
+    from sklearn.metrics import roc_auc_score
+
+    from pipelines.training.evaluate import CrossValidation, fold_ids
+
+    X, y = data.X_train, data.y_train
+    fold = fold_ids(y, config)
+    fits, aucs, started = [], {n: [] for n in counts}, time.perf_counter()
+    for k in range(config.folds):
+        valid = fold == k
+        model = make().fit(X[~valid], y[~valid])
+        Xt, est = model[:-1].transform(X[valid]), model[-1]
+        margin = np.zeros(int(valid.sum()))
+        for start, stop in itertools.pairwise([0, *counts]):
+            # Ranks rows as P(class 1) does (xgboost adds its base score once per slice: a constant).
+            margin += _margins(est, Xt, start, stop)
+            aucs[stop].append(roc_auc_score(y[valid], margin))
+        fits.append((valid, Xt, est))
+        if time.perf_counter() - started > config.time_budget_s:
+            break
+    means = {n: float(np.mean(a)) for n, a in aucs.items()}
+    best = max(means, key=means.get)
+    cv = CrossValidation([], np.full(len(y), np.nan), 0.0)
+    for valid, Xt, est in fits:  # the kept count's exact probabilities and fold AUCs
+        cv.oof[valid] = _prefix_proba(est, Xt, best)
+        cv.aucs.append(roc_auc_score(y[valid], cv.oof[valid]))
+    cv.seconds = time.perf_counter() - started
+    means[best] = float(np.mean(cv.aucs))
+    return means, best, cv
+
+
 def tune(
     algorithm: str,
     data: TrainingData,
@@ -172,7 +248,7 @@ def tune(
 ) -> TuningResult:
     """Search ``algorithm``'s hyperparameters by CV ROC-AUC; ``on_trial`` sees every finished trial.
 
-    ``mode``: "bayes" (gp_minimize: a Gaussian-process surrogate, 5 Latin-hypercube initial points,
+    ``mode``: "bayes" (gp_minimize's Gaussian-process surrogate, 5 Latin-hypercube initial points,
     then expected improvement with margin ``EI_XI``),
     "random" (points drawn from the same skopt space, log-uniform where the space says so) or "grid" (every point of
     ``grid``, default ``GRIDS[algorithm]``, like GridSearchCV). ``target`` stops a search as soon as
@@ -191,19 +267,26 @@ def tune(
     result = TuningResult(algorithm, mode)
     started = time.perf_counter()
 
-    def score(params: dict) -> float:
+    space = space or (search_space(algorithm) if mode != "grid" else {})
+    n_low = getattr(space.get("model__n_estimators"), "low", None)
+    prefix_scored = mode != "grid" and algorithm in PREFIX_SCORED and n_low is not None
+
+    def score(point: dict) -> Trial:
         t0 = time.perf_counter()
-        params = {k: _plain(v) for k, v in params.items()}
-        cv = cross_validate(
-            lambda: algorithms.build(algorithm, data.features, config.seed).set_params(**params), data, config
-        )
-        trial = Trial(
-            len(result.trials) + 1, params, float(np.mean(cv.aucs)), len(cv.aucs), time.perf_counter() - t0, cv
-        )
+        params = {k: _plain(v) for k, v in point.items()}
+        make = functools.partial(_build, algorithm, data, config.seed, dict(params))
+        prefixes = {}
+        if prefix_scored:
+            counts = checkpoints(n_low, params["model__n_estimators"])
+            prefixes, params["model__n_estimators"], cv = prefix_cross_validate(make, data, config, counts)
+        else:
+            cv = cross_validate(make, data, config)
+        number = len(result.trials) + 1
+        trial = Trial(number, params, float(np.mean(cv.aucs)), len(cv.aucs), time.perf_counter() - t0, cv, prefixes)
         result.trials.append(trial)
         if on_trial:
             on_trial(trial)
-        return trial.cv_roc_auc
+        return trial
 
     def stop() -> str:
         if target is not None and result.trials[-1].cv_roc_auc >= target:
@@ -229,7 +312,6 @@ def tune(
         result.stopped_because = result.stopped_because or "grid exhausted"
         return result
 
-    space = space or search_space(algorithm)
     names, dims = list(space), list(space.values())
     if mode == "random":  # skopt's dummy_minimize trips over scikit-learn >= 1.6 tags; sample the Space directly
         from skopt.space import Space
@@ -242,26 +324,27 @@ def tune(
         result.stopped_because = result.stopped_because or f"{n_calls} trials done"
         return result
 
-    from skopt import gp_minimize
+    from skopt import Optimizer
 
-    def objective(values: list) -> float:
-        return -score(dict(zip(names, values, strict=True)))
-
-    def callback(_res) -> bool:
-        result.stopped_because = stop()
-        return bool(result.stopped_because)
-
-    gp_minimize(
-        objective,
+    # gp_minimize's surrogate and acquisition, asked and told by hand so one trial can tell several
+    # points (its prefixes); every told point counts towards the initial points.
+    optimizer = Optimizer(
         dims,
-        n_calls=n_calls,
+        base_estimator="GP",
         n_initial_points=min(5, n_calls),
         initial_point_generator="lhs",  # the first points spread over the box, corners included
         acq_func="EI",
-        xi=EI_XI,
+        acq_func_kwargs={"xi": EI_XI},
         random_state=seed,
-        callback=[callback],
     )
+    for _ in range(n_calls):
+        trial = score(dict(zip(names, optimizer.ask(), strict=True)))
+        if why := stop():
+            result.stopped_because = why
+            break
+        told = trial.prefixes or {None: trial.cv_roc_auc}
+        points = [{**trial.params, **({"model__n_estimators": n} if n else {})} for n in told]
+        optimizer.tell([[p[k] for k in names] for p in points], [-auc for auc in told.values()])
     result.stopped_because = result.stopped_because or f"{n_calls} trials done"
     return result
 

@@ -97,3 +97,55 @@ def test_convergence_figure_draws_one_line_per_search(data):
     results = [tuning.tune("logreg", data, CONFIG, mode=m, n_calls=3, seed=0) for m in ("bayes", "random")]
     fig = tuning.convergence_figure(results)
     assert len(fig.axes[0].lines) == 2
+
+
+def test_checkpoints_span_the_prefixes_up_to_the_fit():
+    assert tuning.checkpoints(100, 100) == [100] and tuning.checkpoints(100, 90) == [90]
+    counts = tuning.checkpoints(100, 500)
+    assert counts[0] == 100 and counts[-1] == 500 and len(counts) == tuning.PREFIX_CHECKPOINTS
+    assert counts == sorted(set(counts))
+    assert tuning.checkpoints(10, 13, count=16) == [10, 11, 12, 13]
+
+
+@pytest.mark.parametrize("algorithm", tuning.PREFIX_SCORED)
+def test_prefix_scores_are_the_scores_of_refits(algorithm, data):
+    """One fit of 30 trees per fold scores 5, 12 and 30 trees as separate fits would."""
+    from pipelines.training.evaluate import cross_validate
+
+    def make(n):
+        return lambda: tuning._build(algorithm, data, CONFIG.seed, {"model__n_estimators": n, "model__max_depth": 2})
+
+    means, best, cv = tuning.prefix_cross_validate(make(30), data, CONFIG, [5, 12, 30])
+    refits = {n: cross_validate(make(n), data, CONFIG) for n in (5, 12, 30)}
+    for n, refit in refits.items():
+        assert means[n] == pytest.approx(np.mean(refit.aucs), abs=1e-6), n
+    assert best == max(refits, key=lambda n: np.mean(refits[n].aucs))
+    np.testing.assert_array_equal(cv.oof, refits[best].oof)  # exact, not only by rank
+    assert cv.aucs == refits[best].aucs and means[best] == np.mean(cv.aucs)
+
+
+@pytest.mark.parametrize("mode", ["bayes", "random"])
+def test_boosting_trials_keep_their_best_prefix(mode, data):
+    space = {"model__n_estimators": Integer(5, 40), "model__learning_rate": Real(0.05, 0.5, prior="log-uniform")}
+    result = tuning.tune("lightgbm", data, CONFIG, mode=mode, n_calls=6, patience=100, space=space, seed=1)
+    assert len(result.trials) == 6
+    for t in result.trials:
+        assert len(t.prefixes) >= 2 and min(t.prefixes) == 5 and t.trees_fitted == max(t.prefixes)
+        assert t.params["model__n_estimators"] == max(t.prefixes, key=t.prefixes.get)
+        assert t.cv_roc_auc == t.prefixes[t.params["model__n_estimators"]] == np.mean(t.cv.aucs)
+    grid = tuning.tune("lightgbm", data, CONFIG, mode="grid", grid={"model__n_estimators": [5, 40]})
+    assert [t.prefixes for t in grid.trials] == [{}, {}]  # a grid scores exactly its points
+
+
+def test_bayes_search_is_told_every_prefix(data, monkeypatch):
+    from skopt import Optimizer
+
+    told = []
+    tell = Optimizer.tell
+    monkeypatch.setattr(Optimizer, "tell", lambda self, x, y, fit=True: told.append((x, y)) or tell(self, x, y, fit))
+    space = {"model__n_estimators": Integer(5, 40), "model__max_depth": Integer(2, 4)}
+    result = tuning.tune("xgboost", data, CONFIG, mode="bayes", n_calls=4, patience=100, space=space, seed=2)
+    assert len(told) == 4  # after every trial
+    for (xs, ys), t in zip(told, result.trials, strict=True):
+        assert sorted(x[0] for x in xs) == sorted(t.prefixes) and {x[1] for x in xs} == {t.params["model__max_depth"]}
+        assert sorted(ys) == sorted(-auc for auc in t.prefixes.values())
