@@ -98,6 +98,8 @@ def _job(algorithm: str, mode: str, seed: int, folds: int, sample: int, target: 
         "best_auc": result.best.cv_roc_auc,
         "best_params": result.best.params,
         "aucs": [round(t.cv_roc_auc, 6) for t in result.trials],
+        "trial_params": [t.params for t in result.trials],  # n_estimators: the kept prefix
+        "trial_trees_fitted": [t.trees_fitted for t in result.trials],
         "trees_fitted": sum(t.trees_fitted or t.params["model__n_estimators"] for t in result.trials),
         "wall_s": round(time.perf_counter() - t0, 1),
         "stopped_because": result.stopped_because,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 from pipelines.config import Settings, load_settings
 from pipelines.constants import GOLD
@@ -406,6 +407,7 @@ def tune(context: dict, algorithm: str, settings: Settings | None = None) -> dic
     """
     import mlflow
     import pandas as pd
+    from mlflow.entities import Metric
 
     from pipelines.tracking import find_or_create_run
     from pipelines.training import algorithms, tuning
@@ -425,7 +427,12 @@ def tune(context: dict, algorithm: str, settings: Settings | None = None) -> dic
         trial_run = find_or_create_run(settings, EXPERIMENT, f"{name} trial {trial.number}", tags, run_id)
         with mlflow.start_run(run_id=trial_run):
             mlflow.log_params({k: str(v) for k, v in trial.params.items()})
-            mlflow.log_metrics({"cv_roc_auc": trial.cv_roc_auc, "seconds": trial.seconds})
+            fitted = {"trees_fitted": trial.trees_fitted} if trial.prefixes else {}
+            mlflow.log_metrics({"cv_roc_auc": trial.cv_roc_auc, "seconds": trial.seconds, **fitted})
+            if trial.prefixes:  # a boosting trial: CV ROC-AUC against the number of trees, from one fit
+                now = int(time.time() * 1000)
+                curve = [Metric("cv_roc_auc_by_trees", auc, now, n) for n, auc in trial.prefixes.items()]
+                mlflow.MlflowClient().log_batch(trial_run, metrics=curve)
 
     search = tuning.tune(
         algorithm,
@@ -455,7 +462,13 @@ def tune(context: dict, algorithm: str, settings: Settings | None = None) -> dic
         log_frame(
             pd.DataFrame(
                 [
-                    {"trial": t.number, "cv_roc_auc": t.cv_roc_auc, "seconds": t.seconds, **t.params}
+                    {
+                        "trial": t.number,
+                        "cv_roc_auc": t.cv_roc_auc,
+                        "seconds": t.seconds,
+                        "trees_fitted": t.trees_fitted,
+                        **t.params,
+                    }
                     for t in search.trials
                 ]
             ),

@@ -248,7 +248,7 @@ def tune(
 ) -> TuningResult:
     """Search ``algorithm``'s hyperparameters by CV ROC-AUC; ``on_trial`` sees every finished trial.
 
-    ``mode``: "bayes" (gp_minimize's Gaussian-process surrogate, 5 Latin-hypercube initial points,
+    ``mode``: "bayes" (gp_minimize's Gaussian-process surrogate, 5 Latin-hypercube initial trials,
     then expected improvement with margin ``EI_XI``),
     "random" (points drawn from the same skopt space, log-uniform where the space says so) or "grid" (every point of
     ``grid``, default ``GRIDS[algorithm]``, like GridSearchCV). ``target`` stops a search as soon as
@@ -325,26 +325,26 @@ def tune(
         return result
 
     from skopt import Optimizer
+    from skopt.space import Space
+    from skopt.utils import cook_initial_point_generator
 
-    # gp_minimize's surrogate and acquisition, asked and told by hand so one trial can tell several
-    # points (its prefixes); every told point counts towards the initial points.
+    # gp_minimize's surrogate and acquisition, asked and told by hand: one trial tells several points
+    # (its prefixes), and the first trials are the Latin-hypercube points whatever they told.
+    initial = cook_initial_point_generator("lhs").generate(Space(dims).dimensions, min(5, n_calls), random_state=seed)
     optimizer = Optimizer(
-        dims,
-        base_estimator="GP",
-        n_initial_points=min(5, n_calls),
-        initial_point_generator="lhs",  # the first points spread over the box, corners included
-        acq_func="EI",
-        acq_func_kwargs={"xi": EI_XI},
-        random_state=seed,
+        dims, base_estimator="GP", n_initial_points=0, acq_func="EI", acq_func_kwargs={"xi": EI_XI}, random_state=seed
     )
-    for _ in range(n_calls):
-        trial = score(dict(zip(names, optimizer.ask(), strict=True)))
+    for i in range(n_calls):
+        trial = score(dict(zip(names, initial[i] if i < len(initial) else optimizer.ask(), strict=True)))
         if why := stop():
             result.stopped_because = why
             break
-        told = trial.prefixes or {None: trial.cv_roc_auc}
-        points = [{**trial.params, **({"model__n_estimators": n} if n else {})} for n in told]
-        optimizer.tell([[p[k] for k in names] for p in points], [-auc for auc in told.values()])
+        if trial.prefixes:
+            points = [{**trial.params, "model__n_estimators": n} for n in trial.prefixes]
+            aucs = list(trial.prefixes.values())
+        else:
+            points, aucs = [trial.params], [trial.cv_roc_auc]
+        optimizer.tell([[p[k] for k in names] for p in points], [-auc for auc in aucs], fit=i + 1 >= len(initial))
     result.stopped_because = result.stopped_because or f"{n_calls} trials done"
     return result
 

@@ -128,6 +128,11 @@ def test_training_dag_leaves_a_leaderboard_and_nested_runs(airflow):
     tuned_run = next(c for c in children if c.data.tags["algorithm"] == tuned)
     trials = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{tuned_run.info.run_id}'")
     assert len(trials) == 3 and all("cv_roc_auc" in t.data.metrics for t in trials)
+    if best_base == "lightgbm":  # a boosting trial also logs its CV ROC-AUC per tree count (one fit)
+        for t in trials:
+            curve = client.get_metric_history(t.info.run_id, "cv_roc_auc_by_trees")
+            assert len(curve) >= 2 and max(m.step for m in curve) == t.data.metrics["trees_fitted"]
+            assert t.data.metrics["cv_roc_auc"] == max(m.value for m in curve)
     assert "plots/convergence.png" in {a.path for a in client.list_artifacts(tuned_run.info.run_id, "plots")}
 
     # Selection, SHAP and the registry: the first run on this store promotes a champion.

@@ -138,14 +138,17 @@ def test_boosting_trials_keep_their_best_prefix(mode, data):
 
 
 def test_bayes_search_is_told_every_prefix(data, monkeypatch):
+    """Every prefix a trial scored is told; the surrogate is fitted from the 5th (last Latin-hypercube) trial on."""
     from skopt import Optimizer
 
     told = []
     tell = Optimizer.tell
-    monkeypatch.setattr(Optimizer, "tell", lambda self, x, y, fit=True: told.append((x, y)) or tell(self, x, y, fit))
+    monkeypatch.setattr(
+        Optimizer, "tell", lambda self, x, y, fit=True: told.append((x, y, fit)) or tell(self, x, y, fit)
+    )
     space = {"model__n_estimators": Integer(5, 40), "model__max_depth": Integer(2, 4)}
-    result = tuning.tune("xgboost", data, CONFIG, mode="bayes", n_calls=4, patience=100, space=space, seed=2)
-    assert len(told) == 4  # after every trial
-    for (xs, ys), t in zip(told, result.trials, strict=True):
+    result = tuning.tune("xgboost", data, CONFIG, mode="bayes", n_calls=7, patience=100, space=space, seed=2)
+    assert [fit for *_, fit in told] == [False] * 4 + [True] * 3  # after every trial
+    for (xs, ys, _), t in zip(told, result.trials, strict=True):
         assert sorted(x[0] for x in xs) == sorted(t.prefixes) and {x[1] for x in xs} == {t.params["model__max_depth"]}
         assert sorted(ys) == sorted(-auc for auc in t.prefixes.values())
