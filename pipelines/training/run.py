@@ -427,12 +427,12 @@ def tune(context: dict, algorithm: str, settings: Settings | None = None) -> dic
         trial_run = find_or_create_run(settings, EXPERIMENT, f"{name} trial {trial.number}", tags, run_id)
         with mlflow.start_run(run_id=trial_run):
             mlflow.log_params({k: str(v) for k, v in trial.params.items()})
-            fitted = {"trees_fitted": trial.trees_fitted} if trial.prefixes else {}
-            mlflow.log_metrics({"cv_roc_auc": trial.cv_roc_auc, "seconds": trial.seconds, **fitted})
+            mlflow.log_metrics({"cv_roc_auc": trial.cv_roc_auc, "seconds": trial.seconds})
             if trial.prefixes:  # a boosting trial: CV ROC-AUC against the number of trees, from one fit
                 now = int(time.time() * 1000)
                 curve = [Metric("cv_roc_auc_by_trees", auc, now, n) for n, auc in trial.prefixes.items()]
-                mlflow.MlflowClient().log_batch(trial_run, metrics=curve)
+                fitted = Metric("trees_fitted", trial.trees_fitted, now, 0)
+                mlflow.MlflowClient().log_batch(trial_run, metrics=[*curve, fitted])
 
     search = tuning.tune(
         algorithm,
