@@ -11,11 +11,12 @@ On UCI Adult gold (all rows after quarantine; the train split), for XGBoost and 
    reaches the target; "evaluations to match" is that evaluation's number, or "not matched"
    (counted as 28 in the mean, and reported apart).
 
-An evaluation is one k-fold CV fit. The grid scores exactly its 27 points; Bayesian and random
-search score a fit's tree-count prefixes too (``tuning.prefix_cross_validate``: an evaluation that
-fits n trees also scores the first m < n, and keeps the best), as the training DAG's tuner does. So
-the compute is not hidden, every search also reports the trees it fitted (per fold) until it
-stopped, next to the grid's 27 fits (8,100 trees).
+An evaluation is one k-fold CV fit. The grid scores exactly its 27 points. Bayesian and random
+search, as the training DAG's tuner does, leave the tree count to prefixes: every evaluation fits
+the box's most trees (500) and scores the first m for 16 values of m from 100 to 500
+(``tuning.prefix_cross_validate``), keeping the best; the searches explore max_depth and
+learning_rate. So the compute is not hidden, every search also reports the trees it fitted (per
+fold) until it stopped, next to the grid's 27 fits (8,100 trees).
 
 Every evaluation is the same k-fold stratified CV ROC-AUC on the same folds as the training DAG
 (``evaluate.cross_validate``), single-threaded models, jobs spread over the cores in processes.
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
             "seeds": list(SEEDS),
             "not_matched_counts_as": BUDGET + 1,
             "match": "first evaluation with CV ROC-AUC >= the grid's best",
-            "evaluation": "one k-fold CV fit; Bayesian and random search also score its tree-count prefixes",
+            "evaluation": "one k-fold CV fit; Bayesian and random search fit 500 trees and keep the best of 16 prefixes",
         },
         "per_algorithm": per_algorithm,
         "wall_s": round(time.perf_counter() - started, 1),

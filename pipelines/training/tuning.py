@@ -5,10 +5,12 @@ rows with the folds of ``evaluate.fold_ids`` (``evaluate.cross_validate``), so a
 figure is comparable with the untuned ones. Searches stop at ``n_calls`` trials, when the time
 budget is spent, or when ``patience`` trials in a row brought no improvement.
 
-Boosting models (``PREFIX_SCORED``) are scored the way ``xgboost.cv`` picks a number of rounds: a
-trial fits the number of trees it proposes, and the first m trees of the same fit are scored as
-well for up to ``PREFIX_CHECKPOINTS`` values of m (a prefix of a boosted model is exactly the model
-fitted with m trees). The trial keeps the best m; the Bayesian search is told every prefix.
+Boosting models (``PREFIX_SCORED``) get their number of trees the way ``xgboost.cv`` picks a
+number of rounds: every trial fits the most trees the space allows (``n_estimators``' upper bound)
+and scores the first m trees of that fit for up to ``PREFIX_CHECKPOINTS`` values of m over the
+space's range (a prefix of a boosted model is exactly the model fitted with m trees), keeping the
+best m. The Bayesian and random searches explore the other dimensions; a trial's value is its best
+prefix's.
 
 Search spaces are keyed by ``Pipeline.set_params`` names (``model__...``) of the registry's
 models. ``GRIDS`` are 27-point grids (3 values of n_estimators, max_depth and learning_rate) whose
@@ -267,17 +269,21 @@ def tune(
     result = TuningResult(algorithm, mode)
     started = time.perf_counter()
 
-    space = space or (search_space(algorithm) if mode != "grid" else {})
-    n_low = getattr(space.get("model__n_estimators"), "low", None)
-    prefix_scored = mode != "grid" and algorithm in PREFIX_SCORED and n_low is not None
+    space = dict(space or (search_space(algorithm) if mode != "grid" else {}))
+    trees = space.get("model__n_estimators")
+    counts = None
+    if mode != "grid" and algorithm in PREFIX_SCORED and trees is not None and len(space) > 1:
+        counts = checkpoints(trees.low, trees.high)  # the tree count is searched by prefixes, not by the optimizer
+        del space["model__n_estimators"]
 
     def score(point: dict) -> Trial:
         t0 = time.perf_counter()
         params = {k: _plain(v) for k, v in point.items()}
+        if counts:
+            params["model__n_estimators"] = counts[-1]
         make = functools.partial(_build, algorithm, data, config.seed, dict(params))
         prefixes = {}
-        if prefix_scored:
-            counts = checkpoints(n_low, params["model__n_estimators"])
+        if counts:
             prefixes, params["model__n_estimators"], cv = prefix_cross_validate(make, data, config, counts)
         else:
             cv = cross_validate(make, data, config)
@@ -324,27 +330,26 @@ def tune(
         result.stopped_because = result.stopped_because or f"{n_calls} trials done"
         return result
 
-    from skopt import Optimizer
-    from skopt.space import Space
-    from skopt.utils import cook_initial_point_generator
+    from skopt import gp_minimize
 
-    # gp_minimize's surrogate and acquisition, asked and told by hand: one trial tells several points
-    # (its prefixes), and the first trials are the Latin-hypercube points whatever they told.
-    initial = cook_initial_point_generator("lhs").generate(Space(dims).dimensions, min(5, n_calls), random_state=seed)
-    optimizer = Optimizer(
-        dims, base_estimator="GP", n_initial_points=0, acq_func="EI", acq_func_kwargs={"xi": EI_XI}, random_state=seed
+    def objective(values: list) -> float:
+        return -score(dict(zip(names, values, strict=True))).cv_roc_auc
+
+    def callback(_res) -> bool:
+        result.stopped_because = stop()
+        return bool(result.stopped_because)
+
+    gp_minimize(
+        objective,
+        dims,
+        n_calls=n_calls,
+        n_initial_points=min(5, n_calls),
+        initial_point_generator="lhs",  # the first points spread over the box, corners included
+        acq_func="EI",
+        xi=EI_XI,
+        random_state=seed,
+        callback=[callback],
     )
-    for i in range(n_calls):
-        trial = score(dict(zip(names, initial[i] if i < len(initial) else optimizer.ask(), strict=True)))
-        if why := stop():
-            result.stopped_because = why
-            break
-        if trial.prefixes:
-            points = [{**trial.params, "model__n_estimators": n} for n in trial.prefixes]
-            aucs = list(trial.prefixes.values())
-        else:
-            points, aucs = [trial.params], [trial.cv_roc_auc]
-        optimizer.tell([[p[k] for k in names] for p in points], [-auc for auc in aucs], fit=i + 1 >= len(initial))
     result.stopped_because = result.stopped_because or f"{n_calls} trials done"
     return result
 

@@ -126,29 +126,31 @@ def test_prefix_scores_are_the_scores_of_refits(algorithm, data):
 
 @pytest.mark.parametrize("mode", ["bayes", "random"])
 def test_boosting_trials_keep_their_best_prefix(mode, data):
+    """Every trial fits the top of the tree range and keeps its best prefix from the bottom up."""
     space = {"model__n_estimators": Integer(5, 40), "model__learning_rate": Real(0.05, 0.5, prior="log-uniform")}
     result = tuning.tune("lightgbm", data, CONFIG, mode=mode, n_calls=6, patience=100, space=space, seed=1)
-    assert len(result.trials) == 6
+    assert len(result.trials) == 6 and len({t.params["model__learning_rate"] for t in result.trials}) == 6
     for t in result.trials:
-        assert len(t.prefixes) >= 2 and min(t.prefixes) == 5 and t.trees_fitted == max(t.prefixes)
+        assert list(t.prefixes) == tuning.checkpoints(5, 40) and t.trees_fitted == 40
         assert t.params["model__n_estimators"] == max(t.prefixes, key=t.prefixes.get)
         assert t.cv_roc_auc == t.prefixes[t.params["model__n_estimators"]] == np.mean(t.cv.aucs)
     grid = tuning.tune("lightgbm", data, CONFIG, mode="grid", grid={"model__n_estimators": [5, 40]})
     assert [t.prefixes for t in grid.trials] == [{}, {}]  # a grid scores exactly its points
 
 
-def test_bayes_search_is_told_every_prefix(data, monkeypatch):
-    """Every prefix a trial scored is told; the surrogate is fitted from the 5th (last Latin-hypercube) trial on."""
-    from skopt import Optimizer
+def test_bayes_search_leaves_the_tree_count_to_the_prefixes(data, monkeypatch):
+    """gp_minimize searches the other dimensions and sees each trial's best prefix."""
+    import skopt
 
-    told = []
-    tell = Optimizer.tell
-    monkeypatch.setattr(
-        Optimizer, "tell", lambda self, x, y, fit=True: told.append((x, y, fit)) or tell(self, x, y, fit)
-    )
+    seen, minimize = {}, skopt.gp_minimize
+
+    def spy(func, dimensions, **kwargs):
+        seen["dimensions"], seen["values"] = dimensions, []
+        return minimize(lambda x: seen["values"].append(func(x)) or seen["values"][-1], dimensions, **kwargs)
+
+    monkeypatch.setattr(skopt, "gp_minimize", spy)
     space = {"model__n_estimators": Integer(5, 40), "model__max_depth": Integer(2, 4)}
     result = tuning.tune("xgboost", data, CONFIG, mode="bayes", n_calls=7, patience=100, space=space, seed=2)
-    assert [fit for *_, fit in told] == [False] * 4 + [True] * 3  # after every trial
-    for (xs, ys, _), t in zip(told, result.trials, strict=True):
-        assert sorted(x[0] for x in xs) == sorted(t.prefixes) and {x[1] for x in xs} == {t.params["model__max_depth"]}
-        assert sorted(ys) == sorted(-auc for auc in t.prefixes.values())
+    assert seen["dimensions"] == [space["model__max_depth"]]
+    assert seen["values"] == [-t.cv_roc_auc for t in result.trials] and len(result.trials) == 7
+    assert {t.trees_fitted for t in result.trials} == {40}
