@@ -279,14 +279,14 @@ def tune(
     def score(point: dict) -> Trial:
         t0 = time.perf_counter()
         params = {k: _plain(v) for k, v in point.items()}
-        if counts:
-            params["model__n_estimators"] = counts[-1]
-        make = functools.partial(_build, algorithm, data, config.seed, dict(params))
         prefixes = {}
-        if counts:
+        if counts:  # one fit of the most trees; params keep the best prefix's count
+            make = functools.partial(
+                _build, algorithm, data, config.seed, {**params, "model__n_estimators": counts[-1]}
+            )
             prefixes, params["model__n_estimators"], cv = prefix_cross_validate(make, data, config, counts)
         else:
-            cv = cross_validate(make, data, config)
+            cv = cross_validate(functools.partial(_build, algorithm, data, config.seed, dict(params)), data, config)
         number = len(result.trials) + 1
         trial = Trial(number, params, float(np.mean(cv.aucs)), len(cv.aucs), time.perf_counter() - t0, cv, prefixes)
         result.trials.append(trial)
