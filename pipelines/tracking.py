@@ -15,7 +15,12 @@ from pipelines.config import Settings
 def find_or_create_run(
     settings: Settings, experiment_key: str, run_name: str, tags: dict[str, str], parent_run_id: str | None = None
 ) -> str:
-    """Id of the run in the experiment with exactly these tags, created (nested if a parent is given) if none."""
+    """Id of the run in the experiment with these tags and this parent (none: a top-level run),
+    created if there is none.
+
+    The parent must match too: nested runs often carry their parent's tags and more, and a retry
+    must find the parent again, not one of its children.
+    """
     import mlflow
     from mlflow import MlflowClient
 
@@ -23,9 +28,12 @@ def find_or_create_run(
     experiment = _experiment(settings, settings.mlflow.experiment(experiment_key))
     client = MlflowClient(settings.mlflow.tracking_uri)
     query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in sorted(tags.items()))
-    found = client.search_runs([experiment.experiment_id], filter_string=query, max_results=1)
-    if found:
-        return found[0].info.run_id
+    found = client.search_runs(
+        [experiment.experiment_id], filter_string=query, max_results=100, order_by=["attributes.start_time ASC"]
+    )
+    for run in found:  # the earliest first: a parent starts before its children
+        if run.data.tags.get("mlflow.parentRunId") == parent_run_id:
+            return run.info.run_id
     extra = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
     return client.create_run(experiment.experiment_id, tags={**tags, **extra}, run_name=run_name).info.run_id
 

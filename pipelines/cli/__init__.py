@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--host", help="bind address (default: serving.host, 127.0.0.1)")
     srv.add_argument("--port", type=int, help="port (default: serving.port)")
     sub.add_parser("env", help="print shell exports to use the airflow CLI against the embedded stack")
+    from pipelines.cli import dataset
+
+    dataset.add_parsers(sub)
     return p
 
 
@@ -49,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.cli import stack
 
         return getattr(stack, args.command)(settings)
+    if args.command in ("dataset", "ingest"):
+        from pipelines.cli import dataset
+
+        return dataset.main(settings, args)
     if args.command == "features":
         from pipelines import features
 
@@ -71,19 +78,22 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summary, indent=2, default=str))
         return 0
     if args.command == "serve":
+        from pipelines.errors import DataError
         from pipelines.serving.app import serve
-        from pipelines.serving.model import ModelNotFound
 
         try:
             return serve(settings, args.host, args.port)
-        except ModelNotFound as exc:
+        except DataError as exc:  # no model, its files missing or damaged, the registry not answering
             print(f"serve: {exc}", file=sys.stderr)
             return 2
     if args.command == "env":
         from pipelines.cli import stack
 
+        secret_files = stack.secret_files(settings)
         for key, value in stack.airflow_env(settings, base={}).items():
-            if key in ("PATH", "PYTHONPATH"):  # prepend to what the shell already has
+            if key in secret_files:  # the shell reads it from its owner-only file: never printed
+                print(f'export {key}="$(cat {shlex.quote(str(secret_files[key]))})"')
+            elif key in ("PATH", "PYTHONPATH"):  # prepend to what the shell already has
                 print(f'export {key}="{value}${{{key}:+:${key}}}"')
             else:
                 print(f"export {key}={shlex.quote(value)}")

@@ -307,9 +307,8 @@ def print_summary(settings: Settings, results: list[RunResult], total: float) ->
         print(f"{r.dag_id:<10} {r.ds:<11} {r.state:<8} {r.seconds:>5.0f}s  {outputs}")
     print(f"\nTotal {total:.0f}s. Where to look:")
     print(f"  Lake (Parquet + _manifest.json): {settings.lake_root}  (bronze/, silver/, gold/, quarantine/)")
-    print(
-        f"  Airflow UI: `make up`, then {settings.airflow.url}/dags/features and /dags/training (login printed by make up)"
-    )
+    print(f"  Airflow UI: `make up`, then {settings.airflow.url}/dags/features and /dags/training")
+    print(f"              (user {stack.ADMIN_USER}, {stack.password_hint(settings)})")
     print(f"  MLflow UI : `make up`, then {settings.mlflow.server_url} (experiments `features` and `training`)")
     print(f"  Task logs : {settings.state_dir / 'logs'} and {stack.airflow_home(settings) / 'logs'}")
 

@@ -59,7 +59,7 @@ class AirflowApi:
 
     url: str
     username: str
-    password: str
+    password: str = field(repr=False)
     _token: str | None = field(default=None, repr=False)
 
     def token(self) -> str:

@@ -15,10 +15,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.cli.stack import Service
+from pipelines.cli.stack import Service, write_private
 
 SUPERUSER = "mlp"
 DATABASES = ("airflow", "mlflow")
@@ -50,7 +50,7 @@ def bindir() -> Path:
 class Cluster:
     root: Path  # owned by the server's OS user: data/ and the log live here
     port: int
-    password: str
+    password: str = field(repr=False)
     os_user: str | None  # None: run as the current user
     host: str = "127.0.0.1"
 
@@ -124,10 +124,9 @@ def init_cluster(port: int, parent: Path | None = None) -> Cluster:
         os.chown(root, entry.pw_uid, entry.pw_gid)
     password = secrets.token_urlsafe(24)
     pwfile = root / "pwfile"
-    pwfile.write_text(password + "\n")
+    write_private(pwfile, password + "\n")
     if os_user:
         os.chown(pwfile, entry.pw_uid, entry.pw_gid)
-    pwfile.chmod(0o600)
     command = [
         str(bindir() / "initdb"),
         "-D",

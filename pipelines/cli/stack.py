@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +29,8 @@ from pipelines.config import Settings
 from pipelines.constants import REPO_ROOT
 
 ADMIN_USER = "admin"
+# The SimpleAuthManager's users -> passwords (JSON), under AIRFLOW_HOME; owner-only, never printed.
+AUTH_FILE = "simple_auth_manager_passwords.json"
 # Airflow's SQLite connections wait this long for a lock instead of failing at once with
 # "database is locked" when the scheduler, API server and a CLI command write together.
 SQLITE_CONNECT_ARGS = {"timeout": 60}
@@ -69,13 +72,62 @@ def run_dir(settings: Settings) -> Path:
     return path
 
 
+def write_private(path: Path, text: str, replace: bool = False) -> bool:
+    """Write ``text`` to ``path`` readable by its owner only; False when it exists and ``replace`` is off.
+
+    The file is created with mode 0600 (``mkstemp``), never wider for a moment, under a temporary
+    name, then linked (or, with ``replace``, renamed) into place: nobody reads half a secret, and
+    of two processes creating the same secret the first one wins.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        if replace:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def secret_files(settings: Settings) -> dict[str, Path]:
+    """Airflow settings whose values are secrets generated once per checkout, and their owner-only files."""
+    home = airflow_home(settings)
+    return {"AIRFLOW__API_AUTH__JWT_SECRET": home / ".jwt_secret", "AIRFLOW__API__SECRET_KEY": home / ".api_secret_key"}
+
+
 def _persistent_secret(path: Path) -> str:
     """A secret generated once per checkout, so every Airflow process signs and checks the same tokens."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+    write_private(path, secrets.token_urlsafe(32))
     return path.read_text().strip()
+
+
+def admin_passwords_file(settings: Settings) -> Path:
+    """The SimpleAuthManager's passwords file, holding the admin's password (made here, 0600, if missing).
+
+    Made before any Airflow command runs: Airflow would otherwise generate the password itself and
+    print it to stdout, that is into the API server's log. A file an older checkout left readable
+    to others is made owner-only.
+    """
+    path = airflow_home(settings) / AUTH_FILE
+    try:
+        passwords = json.loads(path.read_text() or "{}")
+    except (FileNotFoundError, ValueError):
+        passwords = {}
+    if not isinstance(passwords, dict):
+        passwords = {}
+    if ADMIN_USER in passwords:
+        path.chmod(0o600)  # a file an older checkout left readable to others
+    else:
+        passwords[ADMIN_USER] = secrets.token_urlsafe(16)
+        write_private(path, json.dumps(passwords) + "\n", replace=path.exists())
+    return path
 
 
 def airflow_env(settings: Settings, base: dict | None = None, database_url: str | None = None) -> dict[str, str]:
@@ -99,10 +151,9 @@ def airflow_env(settings: Settings, base: dict | None = None, database_url: str 
             "AIRFLOW__API__HOST": af.host,
             "AIRFLOW__API__PORT": str(af.port),
             "AIRFLOW__API__BASE_URL": af.url,
-            "AIRFLOW__API_AUTH__JWT_SECRET": _persistent_secret(home / ".jwt_secret"),
-            "AIRFLOW__API__SECRET_KEY": _persistent_secret(home / ".api_secret_key"),
+            **{key: _persistent_secret(path) for key, path in secret_files(settings).items()},
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "simple_auth_manager_passwords.json"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(admin_passwords_file(settings)),
             "MLFLOW_TRACKING_URI": settings.mlflow.server_url,
             # Tasks run side by side, one model each: BLAS/OpenMP pools of one thread avoid oversubscription.
             "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
@@ -322,8 +373,13 @@ def migrate(settings: Settings, env: dict) -> None:
         raise RuntimeError(f"airflow db migrate failed (exit {rc}); see {log}:\n{_tail(log)}")
 
 
+def password_hint(settings: Settings) -> str:
+    """Where the admin's password is (it is never printed: terminal output ends up in logs)."""
+    return f'password: the "{ADMIN_USER}" entry of {airflow_home(settings) / AUTH_FILE} (readable by you only)'
+
+
 def admin_password(settings: Settings) -> str | None:
-    path = airflow_home(settings) / "simple_auth_manager_passwords.json"
+    path = airflow_home(settings) / AUTH_FILE
     try:
         return json.loads(path.read_text()).get(ADMIN_USER)
     except (FileNotFoundError, json.JSONDecodeError):
@@ -391,7 +447,7 @@ def up(settings: Settings) -> int:
     ml = start(settings, mlflow_service(settings), env)
     wait_healthy(settings)
     print(
-        f"Airflow UI : {settings.airflow.url}   (user {ADMIN_USER}, password {admin_password(settings) or 'see .state/airflow/simple_auth_manager_passwords.json'})  pid {pids['airflow']}"
+        f"Airflow UI : {settings.airflow.url}   (user {ADMIN_USER}, {password_hint(settings)})  pid {pids['airflow']}"
     )
     print(f"MLflow UI  : {settings.mlflow.server_url}   pid {ml}")
     print(f"Logs       : {settings.state_dir / 'logs'}")

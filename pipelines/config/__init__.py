@@ -5,6 +5,10 @@ Environment overrides use the prefix ``MLP_`` and ``__`` between nested keys:
 ``MLP_LAKE_ROOT=s3://lake``, ``MLP_DATASETS__ADULT__SOURCE=/data/adult.csv``.
 ``MLFLOW_TRACKING_URI`` wins over ``mlflow.tracking_uri``. ``MLP_CONFIG`` names one more YAML
 file merged on top of the defaults.
+
+The user overlay (``include/user/``, or the folder ``MLP_USER_DIR`` names) holds what
+``python -m pipelines dataset add`` drafted: its ``datasets.yaml`` is merged over the bundled
+``include/config/datasets.yaml``, and its ``contracts/<name>.yaml`` win over the bundled contracts.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ from typing import Any
 
 import yaml
 
-from pipelines.constants import CONFIG_DIR, REPO_ROOT
+from pipelines.constants import CONFIG_DIR, INCLUDE_DIR, REPO_ROOT
 from pipelines.errors import DataError
 
 ENV_PREFIX = "MLP_"
+USER_DIR_ENV = "MLP_USER_DIR"
+DATASET_KINDS = ("classification", "ratings", "series")
+RATING_ROLES = ("user", "item", "rating", "timestamp")
 
 
 class SettingsError(DataError, ValueError):
@@ -148,6 +155,8 @@ class DatasetSpec:
     contract: str | None = None
     description: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)  # keyword arguments of a `sim:` source
+    kind: str = ""  # classification, ratings or series ("": not said; `dataset add` always says)
+    columns: Mapping[str, str] = field(default_factory=dict)  # ratings: role (user/item/rating/timestamp) -> column
 
 
 @dataclass(frozen=True)
@@ -229,6 +238,9 @@ class ABSettings:
             raise SettingsError(f"serving.ab.challenger_fraction must be in [0, 1], got {self.challenger_fraction}")
 
 
+LOG_DURABILITY = ("journal_fsync", "journal", "memory")  # serving.log_durability, strongest first
+
+
 @dataclass(frozen=True)
 class ServingSettings:
     """The real-time prediction API (pipelines.serving)."""
@@ -240,12 +252,39 @@ class ServingSettings:
     max_body_bytes: int = 1_048_576  # larger request bodies get a 413
     log_batch_rows: int = 500  # the prediction log writes a Parquet file once this many rows wait ...
     log_flush_interval_s: float = 5.0  # ... or this many seconds passed
+    # journal_fsync: each request's rows are written and fsynced before the answer (survive kill -9 and power loss);
+    # journal: written to the OS before the answer (survive kill -9, a crash of the process); memory: lost then
+    log_durability: str = "journal"
     explain_permutations: int = 4  # permutation explainer cost per /explain row
+    max_rows_per_request: int = 5000  # a longer list of rows gets a 413 (split the batch)
+    body_timeout_s: float = 10.0  # a request body not fully arrived after this many seconds gets a 408
+    keep_alive_timeout_s: int = 5  # uvicorn closes a keep-alive connection idle this long
+    contract_policy: str = "flag"  # rows against the model's data contract: reject (422) | flag | off
+    cors_origins: tuple = ()  # browser origins allowed to call the API ("*": any); none by default
+    allowed_hosts: tuple = ()  # Host names accepted besides loopback and `host` ("*": any)
     ab: ABSettings = field(default_factory=ABSettings)
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1 or self.log_batch_rows < 1 or self.reload_interval_s <= 0:
             raise SettingsError("serving.max_body_bytes, log_batch_rows and reload_interval_s must be positive")
+        if self.log_durability not in LOG_DURABILITY:
+            raise SettingsError(
+                f"serving.log_durability must be one of {list(LOG_DURABILITY)}, got {self.log_durability!r}"
+            )
+        if self.max_rows_per_request < 1 or self.body_timeout_s <= 0 or self.keep_alive_timeout_s < 1:
+            raise SettingsError(
+                "serving.max_rows_per_request, body_timeout_s and keep_alive_timeout_s must be positive"
+            )
+        if self.contract_policy == "False":  # YAML 1.1 reads an unquoted `off` as false
+            object.__setattr__(self, "contract_policy", "off")
+        if self.contract_policy not in ("reject", "flag", "off"):
+            raise SettingsError(f"serving.contract_policy must be reject, flag or off, got {self.contract_policy!r}")
+        for name in ("cors_origins", "allowed_hosts"):
+            value = getattr(self, name)
+            value = (value,) if isinstance(value, str) else tuple(value or ())
+            if not all(isinstance(v, str) and v for v in value):
+                raise SettingsError(f"serving.{name} must be a list of non-empty strings, got {value!r}")
+            object.__setattr__(self, name, value)  # a YAML list (or one string) as a tuple: hashable, frozen
 
 
 @dataclass(frozen=True)
@@ -292,7 +331,8 @@ class Settings:
         except KeyError:
             known = ", ".join(sorted(self.datasets))
             raise SettingsError(
-                f"unknown dataset {name!r}; known datasets: {known} (add it to include/config/datasets.yaml)"
+                f"unknown dataset {name!r}; known datasets: {known}. Add yours with "
+                f"`python -m pipelines dataset add {name} --source FILE` (or an entry in include/config/datasets.yaml)"
             ) from None
 
 
@@ -310,7 +350,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict:
     """Turn MLP_A__B=value into {"a": {"b": value}}; values are parsed as YAML scalars."""
     tree: dict = {}
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == "MLP_CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in ("MLP_CONFIG", USER_DIR_ENV):
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
         node = tree
@@ -402,10 +442,19 @@ def _resolve_tracking_uri(value: str) -> str:
     return value
 
 
+def user_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The user overlay folder: ``MLP_USER_DIR`` when set, else include/user."""
+    environ = os.environ if environ is None else environ
+    return _resolve_path(environ.get(USER_DIR_ENV) or INCLUDE_DIR / "user")
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read the YAML defaults, an optional MLP_CONFIG file, then MLP_* environment overrides."""
+    """Read the YAML defaults, the user overlay, an optional MLP_CONFIG file, then MLP_* environment overrides."""
     environ = os.environ if environ is None else environ
     data = _deep_merge(_read_yaml(CONFIG_DIR / "settings.yaml"), _read_yaml(CONFIG_DIR / "datasets.yaml"))
+    user_datasets = user_dir(environ) / "datasets.yaml"
+    if user_datasets.exists():
+        data = _deep_merge(data, _read_yaml(user_datasets))
     if environ.get("MLP_CONFIG"):
         data = _deep_merge(data, _read_yaml(_resolve_path(environ["MLP_CONFIG"])))
     data = _deep_merge(data, _env_overrides(environ))
@@ -413,9 +462,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         data = _deep_merge(data, {"mlflow": {"tracking_uri": environ["MLFLOW_TRACKING_URI"]}})
 
     wheels = {k: _build(WheelSpec, v, f"wheels.{k}") for k, v in (data.pop("wheels", None) or {}).items()}
-    datasets = {k: _build(DatasetSpec, v, f"datasets.{k}") for k, v in (data.pop("datasets", None) or {}).items()}
+    datasets = {k: _dataset(v, f"datasets.{k}") for k, v in (data.pop("datasets", None) or {}).items()}
     settings = _build(Settings, {**data, "wheels": wheels, "datasets": datasets}, "settings")
     return _replace_paths(settings)
+
+
+def _dataset(data: Any, where: str) -> DatasetSpec:
+    spec = _build(DatasetSpec, data, where)
+    if spec.kind and spec.kind not in DATASET_KINDS:
+        raise SettingsError(f"{where}.kind must be one of {list(DATASET_KINDS)}, got {spec.kind!r}")
+    if not isinstance(spec.columns, Mapping) or set(spec.columns) - set(RATING_ROLES):
+        raise SettingsError(
+            f"{where}.columns must map roles {list(RATING_ROLES)} to column names, got {spec.columns!r}"
+        )
+    return spec
 
 
 def _replace_paths(s: Settings) -> Settings:

@@ -1,12 +1,10 @@
-"""Small helpers the deep-learning modules share: one-thread torch, registry aliases, figures."""
+"""Small helpers the deep-learning modules share: one-thread torch, figures."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 
 import numpy as np
-
-from pipelines.constants import CHALLENGER, CHAMPION
 
 
 @contextmanager
@@ -20,23 +18,6 @@ def one_thread(threads: int = 1):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def promote(client, registered: str, version: str, metric: str, score: float) -> tuple[str, str]:
-    """Alias ``champion`` when there is none yet or ``score`` beats its ``metric`` tag; else ``challenger``."""
-    from mlflow.exceptions import MlflowException
-
-    client.set_model_version_tag(registered, version, metric, f"{score:.6f}")
-    current = None
-    with suppress(MlflowException):
-        current = client.get_model_version_by_alias(registered, CHAMPION)
-    if current is not None and str(current.version) != str(version):
-        best = float(current.tags.get(metric, "-inf"))
-        if round(score, 6) <= best:
-            client.set_registered_model_alias(registered, CHALLENGER, version)
-            return CHALLENGER, f"{metric} {score:.4f} does not beat champion version {current.version} ({best:.4f})"
-    client.set_registered_model_alias(registered, CHAMPION, version)
-    return CHAMPION, f"{metric} {score:.4f}" + (" (first champion)" if current is None else " beats the champion")
 
 
 def confusion_figure(cm: np.ndarray, labels: list[str], title: str = "confusion matrix"):

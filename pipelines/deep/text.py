@@ -31,6 +31,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from pipelines.errors import DataError
+from pipelines.registry import Policy
 
 TEXT = "text"
 POSITIVE, NEGATIVE = "positive", "negative"
@@ -379,6 +380,8 @@ def scores(y, p) -> dict:
 
 # --- the registered model ------------------------------------------------------------------------------------
 
+POLICY = Policy("test_roc_auc")  # champion when there is none or its test ROC-AUC beats the champion's
+
 
 def _sentiment_model_class():
     import mlflow
@@ -438,13 +441,13 @@ def load_reviews(lake, dataset: str, ds: str, min_positive: int = 4) -> dict[str
 def run_sentiment(ds: str, params: dict | None = None, settings=None, tags: dict | None = None) -> dict:
     """Fit every model on train, pick by validation ROC-AUC, report test, register the best as a pyfunc."""
     import mlflow
-    from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
     from pipelines.config import load_settings
     from pipelines.constants import TEST, TRAIN, VALID
-    from pipelines.deep.common import curves_figure, promote
+    from pipelines.deep.common import curves_figure
     from pipelines.lake import Lake
+    from pipelines.registry import log_decision, register_and_promote
     from pipelines.tracking import find_or_create_run, get_or_start_run
 
     settings = settings or load_settings()
@@ -515,7 +518,6 @@ def run_sentiment(ds: str, params: dict | None = None, settings=None, tags: dict
             )
     best = max(results, key=lambda n: results[n]["valid"]["roc_auc"])
     chosen = results[best]
-    client = MlflowClient(settings.mlflow.tracking_uri)
     with mlflow.start_run(run_id=parent):
         mlflow.log_figure(
             _roc_figure(
@@ -524,20 +526,29 @@ def run_sentiment(ds: str, params: dict | None = None, settings=None, tags: dict
             "plots/roc_test.png",
         )
         mlflow.log_metrics({f"{n}_test_roc_auc": r["test"]["roc_auc"] for n, r in results.items()})
-        example = pd.DataFrame({TEXT: ["배송이 빠르고 옷감이 정말 좋아요.", "Runs small and the colour is off."]})
-        python_model = _sentiment_model_class()(chosen["model"])
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=python_model,
-            signature=infer_signature(example, python_model.predict(None, example)),
-            input_example=example,
-            registered_model_name=cfg.sentiment_model,
-            pip_requirements=_requirements(best),
+        mlflow.set_tag("best_model", best)
+
+        def log_model() -> str:
+            example = pd.DataFrame({TEXT: ["배송이 빠르고 옷감이 정말 좋아요.", "Runs small and the colour is off."]})
+            python_model = _sentiment_model_class()(chosen["model"])
+            return mlflow.pyfunc.log_model(
+                name="model",
+                python_model=python_model,
+                signature=infer_signature(example, python_model.predict(None, example)),
+                input_example=example,
+                pip_requirements=_requirements(best),
+            ).model_uri
+
+        decision = register_and_promote(
+            settings.mlflow.tracking_uri,
+            cfg.sentiment_model,
+            POLICY,
+            parent,
+            log_model,
+            score=chosen["test"]["roc_auc"],
+            tags={**tags, "model": best},
         )
-        version = str(info.registered_model_version)
-        client.set_model_version_tag(cfg.sentiment_model, version, "model", best)
-        alias, why = promote(client, cfg.sentiment_model, version, "test_roc_auc", chosen["test"]["roc_auc"])
-        mlflow.set_tags({"best_model": best, "registered_version": version, "alias": alias, "promotion": why})
+    log_decision(settings.mlflow.tracking_uri, parent, decision)
     return {
         "run_id": parent,
         "dataset": dataset,
@@ -547,9 +558,9 @@ def run_sentiment(ds: str, params: dict | None = None, settings=None, tags: dict
         **{f"{n}_fit_s": round(r["fit_s"], 1) for n, r in results.items()},
         "test_roc_auc": round(chosen["test"]["roc_auc"], 4),
         "registered_model": cfg.sentiment_model,
-        "version": version,
-        "model_uri": f"models:/{cfg.sentiment_model}/{version}",
-        "alias": alias,
+        "version": decision.version,
+        "model_uri": f"models:/{cfg.sentiment_model}/{decision.version}",
+        "alias": decision.alias,
     }
 
 

@@ -32,6 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from pipelines.deep.poly import DEFAULT_CLAMP, DEFAULT_COEFFICIENTS
 from pipelines.errors import DataError
+from pipelines.registry import Policy
 
 log = logging.getLogger(__name__)
 
@@ -433,6 +434,8 @@ def _images(X) -> np.ndarray:
 
 # --- the registered model -------------------------------------------------------------------------------
 
+POLICY = Policy("test_accuracy")  # champion when there is none or its test accuracy beats the champion's
+
 
 def pixel_columns(shape: tuple[int, int]) -> list[str]:
     return [f"px_{i}" for i in range(shape[0] * shape[1])]
@@ -551,11 +554,11 @@ def model_params(params: dict, cfg, dataset: str = "fashion_mnist") -> dict:
 def train_image(params: dict | None = None, settings=None, tags: dict | None = None) -> dict:
     """Train the ReLU CNN, log metrics and figures to MLflow (experiment ``deep``), register it as a pyfunc."""
     import mlflow
-    from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
     from pipelines.config import load_settings
-    from pipelines.deep.common import confusion_figure, curves_figure, promote
+    from pipelines.deep.common import confusion_figure, curves_figure
+    from pipelines.registry import log_decision, register_and_promote
     from pipelines.tracking import get_or_start_run
 
     settings = settings or load_settings()
@@ -596,24 +599,29 @@ def train_image(params: dict | None = None, settings=None, tags: dict | None = N
             "plots/loss_curves.png",
         )
         mlflow.log_dict({"confusion": result["confusion"].tolist(), "classes": data.class_names}, "confusion.json")
-        cols = pixel_columns(data.shape)
-        example = pd.DataFrame(data.X_test[:3].reshape(3, -1), columns=cols).astype("float64")
-        python_model = _image_model_class()(model, data.class_names)
-        signature = infer_signature(example, python_model.predict(None, example))
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=python_model,
-            signature=signature,
-            input_example=example,
-            registered_model_name=cfg.image_model,
-            pip_requirements=_requirements(),
-        )
-        version = str(info.registered_model_version)
-        client = MlflowClient(settings.mlflow.tracking_uri)
-        client.set_model_version_tag(cfg.image_model, version, "image_dataset", data.name)
-        alias, why = promote(client, cfg.image_model, version, "test_accuracy", result["accuracy"])
-        mlflow.set_tags({"registered_version": version, "alias": alias, "promotion": why})
+
+        def log_model() -> str:
+            example = pd.DataFrame(data.X_test[:3].reshape(3, -1), columns=pixel_columns(data.shape)).astype("float64")
+            python_model = _image_model_class()(model, data.class_names)
+            return mlflow.pyfunc.log_model(
+                name="model",
+                python_model=python_model,
+                signature=infer_signature(example, python_model.predict(None, example)),
+                input_example=example,
+                pip_requirements=_requirements(),
+            ).model_uri
+
         run_id = run.info.run_id
+        decision = register_and_promote(
+            settings.mlflow.tracking_uri,
+            cfg.image_model,
+            POLICY,
+            run_id,
+            log_model,
+            score=result["accuracy"],
+            tags={**tags, "image_dataset": data.name},
+        )
+    log_decision(settings.mlflow.tracking_uri, run_id, decision)
     return {
         "run_id": run_id,
         "dataset": data.name,
@@ -621,9 +629,9 @@ def train_image(params: dict | None = None, settings=None, tags: dict | None = N
         "train_seconds": round(model.train_seconds_, 2),
         "epochs_run": model.n_epochs_,
         "registered_model": cfg.image_model,
-        "version": version,
-        "model_uri": f"models:/{cfg.image_model}/{version}",
-        "alias": alias,
+        "version": decision.version,
+        "model_uri": f"models:/{cfg.image_model}/{decision.version}",
+        "alias": decision.alias,
     }
 
 

@@ -18,11 +18,12 @@ def _ctx(settings: Settings | None) -> tuple[Settings, Lake]:
 def land(dataset: str, ds: str, simulate: bool = True, settings: Settings | None = None) -> list[str]:
     """Write the demo feed's files for ``ds`` (when simulating) and list every landing file of the date."""
     from pipelines.datasets import load_dataset
-    from pipelines.features import bronze, landing
+    from pipelines.features import landing, publish
 
     settings, lake = _ctx(settings)
     demo = settings.demo
-    series = _time_series(settings, dataset) if simulate else None
+    contract = _contract(settings, dataset) if simulate else None
+    series = (contract.time, contract.label) if contract and contract.time else None
     if series:
         landing.snapshot_feed(lake, load_dataset(dataset, settings), dataset, ds, *series)
     elif simulate and landing.demo_day(ds, demo.start, demo.days) is not None:
@@ -30,27 +31,27 @@ def land(dataset: str, ds: str, simulate: bool = True, settings: Settings | None
             lake, load_dataset(dataset, settings), dataset, ds, demo.start, demo.days, demo.files_per_day
         )
     files = landing.landing_files(lake, dataset, ds)
-    bronze.clear_staging(lake, dataset, ds)
+    publish.clear_staging(lake, dataset, ds)
     return files
 
 
-def _time_series(settings: Settings, dataset: str) -> tuple[str, str | None] | None:
-    """(time, label) columns when the dataset's contract declares a time series, else None."""
+def _contract(settings: Settings, dataset: str):
+    """The dataset's contract, or None when it has none yet (silver then says so)."""
     from pipelines.config import SettingsError
     from pipelines.features.contracts import ContractError, load_contract
 
     try:
-        contract = load_contract(settings.dataset(dataset).contract or dataset)
-    except (ContractError, SettingsError):  # no contract or no entry yet: silver will say so
+        return load_contract(settings.dataset(dataset).contract or dataset)
+    except (ContractError, SettingsError):
         return None
-    return (contract.time, contract.label) if contract.time else None
 
 
 def ingest(dataset: str, ds: str, source: str, batch_id: str, settings: Settings | None = None) -> dict:
+    """One landing file into bronze staging; a file that does not fit the dataset's contract is quarantined whole."""
     from pipelines.features import bronze
 
-    _, lake = _ctx(settings)
-    return bronze.ingest_file(lake, dataset, ds, source, batch_id)
+    settings, lake = _ctx(settings)
+    return bronze.ingest_file(lake, dataset, ds, source, batch_id, _contract(settings, dataset))
 
 
 def commit(dataset: str, ds: str, parts: list[dict], settings: Settings | None = None) -> dict:

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from pipelines.config import user_dir
 from pipelines.constants import CONTRACTS_DIR
 from pipelines.errors import DataError
 
@@ -73,11 +74,16 @@ def snake_case(name: str) -> str:
     return re.sub(r"[^0-9a-zA-Z]+", "_", name.strip()).strip("_").lower()
 
 
-def load_contract(name: str, directory: Path = CONTRACTS_DIR) -> Contract:
-    path = directory / f"{name}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in directory.glob("*.yaml"))
-        raise ContractError(f"no contract named {name!r} at {path}; known contracts: {known}")
+def load_contract(name: str, directory: Path | None = None) -> Contract:
+    """``<name>.yaml`` from ``directory``, else from the user overlay (include/user/contracts), else bundled."""
+    dirs = [directory] if directory else [user_dir() / "contracts", CONTRACTS_DIR]
+    path = next((d / f"{name}.yaml" for d in dirs if (d / f"{name}.yaml").exists()), None)
+    if path is None:
+        known = sorted({p.stem for d in dirs for p in d.glob("*.yaml")})
+        raise ContractError(
+            f"no contract named {name!r} in {', '.join(map(str, dirs))}; known contracts: {known}. "
+            f"Draft one with `python -m pipelines dataset add {name} --source FILE`"
+        )
     return parse_contract(yaml.safe_load(path.read_text()), where=str(path))
 
 
@@ -145,16 +151,33 @@ class ContractResult:
         return self.reason.is_null().to_numpy(zero_copy_only=False)
 
 
-def apply_contract(contract: Contract, table: pa.Table) -> ContractResult:
-    """Type and check every contract column of one bronze part (text from CSV, or Parquet's own types)."""
-    renamed = {snake_case(c): c for c in table.column_names if not c.startswith("_")}
-    missing = [c for c in contract.column_names if c not in renamed]
+def match_columns(contract: Contract, names: list[str]) -> tuple[dict[str, str], list[str]]:
+    """The file column behind each contract column, and the file's other (extra) columns, snake_cased.
+
+    Names match after snake_case ('Educational-Num' is educational_num); names starting with '_'
+    are platform metadata. A ContractError names the columns missing, or those matched twice.
+    """
+    found: dict[str, list[str]] = {}
+    for name in names:
+        if not name.startswith("_"):
+            found.setdefault(snake_case(name), []).append(name)
+    missing = [c for c in contract.column_names if c not in found]
     if missing:
         raise ContractError(
-            f"contract {contract.name!r}: column(s) {missing} missing from the batch; "
-            f"found {sorted(renamed)}. Fix the source files or the contract."
+            f"column(s) {missing} of contract {contract.name!r} missing; found {sorted(found)}. "
+            "Fix the file's column names (a CSV file's header line) or the contract."
         )
-    extra = sorted(set(renamed) - set(contract.column_names))
+    twice = {c: found[c] for c in contract.column_names if len(found[c]) > 1}
+    if twice:
+        raise ContractError(
+            f"column(s) {twice} all mean the same column of contract {contract.name!r}; keep one of each"
+        )
+    return {c: found[c][0] for c in contract.column_names}, sorted(set(found) - set(contract.column_names))
+
+
+def apply_contract(contract: Contract, table: pa.Table) -> ContractResult:
+    """Type and check every contract column of one bronze part (text from CSV, or Parquet's own types)."""
+    renamed, extra = match_columns(contract, table.column_names)
     typed, reason = {}, pa.chunked_array([pa.nulls(table.num_rows, pa.string())])
     na = pa.array(contract.na_values, pa.string())
     for rule in contract.columns:
@@ -179,7 +202,7 @@ def _identity(arr: pa.Array) -> tuple:
 def _check_chunk(rule: ColumnRule, arr: pa.Array, na: pa.Array, cache: dict) -> tuple[pa.Array, pa.Array]:
     """Check each distinct value once (dictionary-encoded text), or the typed values directly."""
     if not pa.types.is_dictionary(arr.type) and _is_text(arr.type):
-        arr = pc.dictionary_encode(arr)
+        arr = pc.dictionary_encode(arr.cast(pa.string()))  # pandas 3 writes Parquet text as large_string
     if pa.types.is_dictionary(arr.type):
         key = _identity(arr.dictionary)
         if key not in cache:
@@ -314,7 +337,8 @@ def _chunk_hash(chunk: pa.Array, cache: dict) -> np.ndarray:
         if chunk.null_count:
             out[chunk.is_null().to_numpy(zero_copy_only=False)] = _NULL_HASH
         return out
-    filled = pc.fill_null(chunk, pa.scalar(0, chunk.type) if not _is_text(chunk.type) else "")
+    zero = "" if _is_text(chunk.type) else False if pa.types.is_boolean(chunk.type) else 0
+    filled = pc.fill_null(chunk, pa.scalar(zero, chunk.type))
     out = pd.util.hash_array(filled.to_numpy(zero_copy_only=False))
     if chunk.null_count:
         out[chunk.is_null().to_numpy(zero_copy_only=False)] = _NULL_HASH

@@ -7,6 +7,9 @@ The split comes from a hash of the row id and the seed alone: a row lands in the
 in every run and on every machine, and each class is cut train/valid/test in the configured
 proportions (in expectation: the hash is uniform within every class).
 
+Gold is the last step of a date: once written, it publishes itself together with the silver
+and bronze it was built from (pipelines/features/publish.py).
+
 A time series (a contract with ``gold.time``) is different: gold is ordered by time, and the
 split follows time (the oldest labelled rows train, the newest test), since a shuffled split
 would let a model learn from the future. Rows without a label (a plan: future dates with
@@ -23,6 +26,7 @@ import pyarrow.compute as pc
 from pipelines.config import SplitSettings
 from pipelines.constants import GOLD, LABEL, ROW_ID, SILVER, SPLIT, TEST, TRAIN, VALID
 from pipelines.features.contracts import Contract, ContractError, mix64
+from pipelines.features.publish import publish_chain
 from pipelines.lake import Lake
 
 SPLITS = [TRAIN, VALID, TEST]
@@ -72,12 +76,13 @@ def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: Spl
             f"contract {contract.name!r} has no gold.label: add `gold: {{label: {{column: ..., positive: ...}}}}`, "
             "or `gold: {unlabelled: true}` for data without a label"
         )
-    silver_manifest = lake.read_manifest(SILVER, dataset, ds)
+    staged = lake.has_staged(SILVER, dataset, ds)
+    silver_manifest = lake.read_manifest(SILVER, dataset, ds, staged)
     features = contract.features
     time = [contract.time] if contract.time else []
     wanted = [ROW_ID, *time, *features, *([contract.label] if contract.label else [])]
     try:
-        silver = lake.read_partition(SILVER, dataset, ds, True, wanted)
+        silver = lake.read_partition(SILVER, dataset, ds, True, wanted, staged)
     except (KeyError, pa.ArrowInvalid) as exc:
         raise ContractError(f"gold {dataset} {ds}: silver lacks a contract column ({exc}); rerun silver") from None
     if contract.time:
@@ -114,7 +119,7 @@ def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: Spl
             "time_range": [str(pc.min(times).as_py()), str(pc.max(times).as_py())],
             "unlabelled_rows": int((~labelled).sum()),
         }
-    return lake.write_partition(
+    manifest = lake.write_partition(
         GOLD,
         dataset,
         ds,
@@ -134,7 +139,10 @@ def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: Spl
             "seed": seed,
             "silver_content_hash": silver_manifest["content_hash"],
         },
+        staged=True,
     )
+    publish_chain(lake, dataset, ds, silver_manifest, staged)
+    return manifest
 
 
 def _isnull(values: np.ndarray) -> np.ndarray:

@@ -2,7 +2,12 @@
 
 Rows that break a rule, and exact repeats of a row already seen in the batch, go to
 ``quarantine/silver/<dataset>`` with the reason and their raw values. Counts reconcile
-exactly: bronze rows = silver rows + quarantined rows, and the manifest says so.
+exactly: bronze rows = silver rows + quarantined rows, and the manifest says so. The batch
+fails when more than ``max_quarantine_fraction`` of the rows landed were quarantined, in
+bronze (malformed lines, files refused whole) and here together.
+
+Silver reads the bronze this run staged (or the published one when none is staged) and
+stages its own partitions; gold publishes them (pipelines/features/publish.py).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import pyarrow.compute as pc
 from pipelines.constants import (
     BATCH_ID,
     BRONZE,
+    GOLD,
     INGESTED_AT,
     QUARANTINE,
     REASON,
@@ -23,7 +29,8 @@ from pipelines.constants import (
     SILVER,
     SOURCE_FILE,
 )
-from pipelines.features.contracts import Contract, ContractError, apply_contract, row_ids
+from pipelines.features.bronze import QUARANTINE_BRONZE
+from pipelines.features.contracts import Contract, ContractError, apply_contract, mix64, row_ids
 from pipelines.features.landing import EmptyBatchError
 from pipelines.lake import Lake
 
@@ -32,27 +39,42 @@ _LINEAGE = [SOURCE_FILE, ROW_NUMBER, INGESTED_AT, BATCH_ID]
 
 
 def build_silver(lake: Lake, contract: Contract, dataset: str, ds: str, max_quarantine_fraction: float) -> dict:
-    bronze_manifest = lake.read_manifest(BRONZE, dataset, ds)
-    part_dir = lake.partition(BRONZE, dataset, ds)
+    staged = lake.has_staged(BRONZE, dataset, ds)
+    bronze_manifest = lake.read_manifest(BRONZE, dataset, ds, staged)
+    part_dir = lake.folder(BRONZE, dataset, ds, staged)
     # Part by part: each landing file keeps its own types in bronze (text from CSV, Parquet's own).
-    raws = [lake.read_parquet(f"{part_dir}/{name}", dictionary=True) for name in sorted(bronze_manifest["files"])]
+    parts = sorted(bronze_manifest["files"])
+    raws = [lake.read_parquet(f"{part_dir}/{name}", dictionary=True) for name in parts]
     n = sum(r.num_rows for r in raws)
     if n == 0:
+        refused = "; ".join(bronze_manifest.get("quarantined_files", {}).values()) or "none"
         raise EmptyBatchError(
-            f"bronze {dataset} {ds} has no rows ({len(bronze_manifest.get('sources', []))} landing file(s), "
-            f"quarantined files: {list(bronze_manifest.get('quarantined_files', {}))}); nothing to validate"
+            f"bronze {dataset} {ds} has no rows ({len(bronze_manifest.get('sources', []))} landing file(s); "
+            f"files quarantined whole: {refused}); nothing to validate. Fix or replace those files and rerun "
+            f"the date; {_kept(lake, dataset, ds)}"
         )
-    results = [apply_contract(contract, raw) for raw in raws]
+    results = []
+    for part, raw in zip(parts, raws, strict=True):
+        try:
+            results.append(apply_contract(contract, raw))
+        except ContractError as exc:  # bronze had no contract to check this file's columns against
+            raise ContractError(f"{bronze_manifest['files'][part]['source']}: {exc}") from None
     ok = np.concatenate([r.ok for r in results])
-    ids = np.concatenate([row_ids(r.typed, list(contract.key)) for r in results])
-    ok_idx = np.flatnonzero(ok)
-    dup_idx = ok_idx[pd.Series(ids[ok_idx]).duplicated().to_numpy()]
+    if contract.key:
+        ids = np.concatenate([row_ids(r.typed, list(contract.key)) for r in results])
+        ok_idx = np.flatnonzero(ok)
+        dup_idx = ok_idx[pd.Series(ids[ok_idx]).duplicated().to_numpy()]
+    else:  # `key: []`: identical rows are all kept; the n-th repeat of the same values gets an id of its own
+        ids = np.concatenate([row_ids(r.typed, r.typed.column_names) for r in results])
+        repeat = pd.Series(ids).groupby(ids).cumcount().to_numpy().astype(np.uint64)
+        ids = np.where(repeat > 0, mix64(ids ^ repeat), ids)
+        dup_idx = np.array([], dtype=np.intp)
     good = ok.copy()
     good[dup_idx] = False
     key_name = "/".join(contract.key) if len(contract.key) < 4 else "values"
 
-    silver_parts, quarantine_parts, start = [], [], 0
-    for raw, result in zip(raws, results, strict=True):
+    silver_parts, quarantine_parts, rejected, start = [], [], {}, 0
+    for part, raw, result in zip(parts, raws, results, strict=True):
         stop = start + raw.num_rows
         keep, part_ids = good[start:stop], ids[start:stop]
         mask = pa.array(keep)
@@ -63,6 +85,7 @@ def build_silver(lake: Lake, contract: Contract, dataset: str, ds: str, max_quar
         silver_parts.append(pa.table(columns))
         bad = np.flatnonzero(~keep)
         if len(bad):
+            rejected[bronze_manifest["files"][part]["source"]] = len(bad)
             reasons = result.reason.take(pa.array(bad)).to_pylist()
             for i, local in enumerate(bad):
                 if reasons[i] is None:  # passed the contract: a repeat of an earlier row
@@ -82,13 +105,20 @@ def build_silver(lake: Lake, contract: Contract, dataset: str, ds: str, max_quar
         raise RuntimeError(f"silver {dataset} {ds}: {n} rows in != {rows_out} out + {rows_q} quarantined")
 
     summary = top_reasons(quarantine.column(REASON))
-    lake.write_partition(QUARANTINE_SILVER, dataset, ds, quarantine, {"reasons": summary})
-    fraction = rows_q / n
+    lake.write_partition(QUARANTINE_SILVER, dataset, ds, quarantine, {"reasons": summary}, staged=True)
+    # Rows landed: those of the files read, and those of files refused whole (where they could be counted).
+    in_files = bronze_manifest.get("rows_in_quarantined_files", 0)
+    landed = bronze_manifest["rows_in"] + in_files
+    quarantined = bronze_manifest["quarantined_rows"] + in_files + rows_q
+    fraction = quarantined / landed
     if fraction > max_quarantine_fraction:
         raise ContractError(
-            f"silver {dataset} {ds}: {rows_q} of {n} rows ({fraction:.1%}) broke contract {contract.name!r}, above "
-            f"features.max_quarantine_fraction={max_quarantine_fraction}; top reasons: {summary}. "
-            f"The rows are in {lake.uri(lake.partition(QUARANTINE_SILVER, dataset, ds))}"
+            f"silver {dataset} {ds}: {quarantined} of {landed} rows landed ({fraction:.1%}) were quarantined, above "
+            f"features.max_quarantine_fraction={max_quarantine_fraction}. By file: "
+            f"{_by_file(bronze_manifest, rejected)}; top reasons in silver (contract {contract.name!r}): {summary}. "
+            f"Fix those files and rerun the date, or raise the fraction (MLP_FEATURES__MAX_QUARANTINE_FRACTION). "
+            f"The quarantined rows are in {lake.uri(lake.staging(QUARANTINE_BRONZE, dataset, ds))} and "
+            f"{lake.uri(lake.staging(QUARANTINE_SILVER, dataset, ds))}; {_kept(lake, dataset, ds)}"
         )
     return lake.write_partition(
         SILVER,
@@ -101,10 +131,36 @@ def build_silver(lake: Lake, contract: Contract, dataset: str, ds: str, max_quar
             "rows_quarantined": rows_q,
             "duplicates": len(dup_idx),
             "reasons": summary,
+            "quarantine_fraction": round(fraction, 6),
             "extra_columns_dropped": sorted({c for r in results for c in r.extra_columns}),
             "bronze_content_hash": bronze_manifest.get("content_hash"),
         },
+        staged=True,
     )
+
+
+def _by_file(bronze_manifest: dict, rejected: dict[str, int], k: int = 10) -> str:
+    """The files with the most rows quarantined, each with its counts ('?': rows that cannot be counted)."""
+    lines = []
+    for source, c in bronze_manifest.get("by_source", {}).items():
+        bronze_q = c["quarantined"]
+        total = None if bronze_q is None else bronze_q + rejected.get(source, 0)
+        where = "refused whole in bronze" if c["file_quarantined"] else f"{bronze_q} malformed in bronze"
+        detail = f"{source}: {_n(total)} of {_n(c['rows_in'])} rows ({where}, {rejected.get(source, 0)} in silver)"
+        lines.append((-1 if total is None else total, detail))
+    lines.sort(key=lambda line: -line[0])
+    return "; ".join(d for total, d in lines[:k] if total != 0) or "none"
+
+
+def _n(count: int | None) -> str:
+    return "?" if count is None else str(count)
+
+
+def _kept(lake: Lake, dataset: str, ds: str) -> str:
+    """What a failed run leaves published for the date."""
+    if lake.exists(lake.partition(GOLD, dataset, ds)):
+        return f"this batch was not published: {dataset} {ds} keeps its previous bronze, silver and gold"
+    return f"nothing was published for {dataset} {ds}"
 
 
 def _take_as_text(table: pa.Table, rows: np.ndarray) -> pa.Table:

@@ -15,11 +15,13 @@ import json
 import pandas as pd
 
 from pipelines.config import Settings, load_settings
-from pipelines.constants import CHALLENGER, CHAMPION, GOLD, STAGING
+from pipelines.constants import GOLD, STAGING
 from pipelines.forecasting import models
 from pipelines.forecasting.data import ForecastDataError, Series, check_lengths, future_covariates, load_series
 from pipelines.forecasting.evaluate import Evaluation, RunConfig, evaluate
 from pipelines.lake import Lake
+from pipelines.registry import Policy, log_decision, register_and_promote
+from pipelines.tracking import log_frame
 
 EXPERIMENT = "forecasting"
 RUN_PARAMS = (
@@ -35,6 +37,7 @@ RUN_PARAMS = (
     "register",
 )
 RANK_METRIC = "mase_daily"
+BACKTEST_KEY = "backtest_key"  # version tag: MASEs compare only between versions with the same one
 
 
 def _ctx(settings: Settings | None) -> tuple[Settings, Lake]:
@@ -240,7 +243,7 @@ def _log(settings: Settings, context: dict, result: Evaluation, series: Series) 
         )
         mlflow.log_text(result.backtest.predictions.to_csv(index=False), "backtest.csv")
         if result.tuning and result.tuning.trials:
-            mlflow.log_table(pd.DataFrame(result.tuning.trials), "tuning_trials.json")
+            log_frame(pd.DataFrame(result.tuning.trials), "tuning_trials.json")
             _log_figure(plots.tuning(result.tuning.trials, result.model), "plots/tuning.png")
         if getattr(result.fitted, "history_", None):
             _log_figure(plots.learning_curve(result.fitted.history_, result.model), "plots/learning_curve.png")
@@ -321,18 +324,19 @@ def leaderboard(context: dict, records: list[dict], settings: Settings | None = 
 
     registered = None
     with mlflow.start_run(run_id=context["parent_run_id"]):
-        mlflow.log_table(flat, "leaderboard.json")
+        log_frame(flat, "leaderboard.json")
         mlflow.log_text(flat.to_csv(index=False), "leaderboard.csv")
         mlflow.set_tag("failed_models", ",".join(board.loc[board["status"] != "ok", "model"]) or "none")
         if best is not None:
             _log_figure(plots.leaderboard(board), "plots/leaderboard.png")
-            history = load_target(context, settings, lake)
-            back = predictions[predictions["kind"] == "backtest"]
-            _log_figure(
-                plots.forecast_vs_actual(back, history, dataset, list(ok["model"])), "plots/forecast_vs_actual.png"
-            )
-            fut = predictions[predictions["kind"] == "forecast"]
-            _log_figure(plots.future(history, fut, dataset), "plots/forecast.png")
+            if len(predictions):  # a retry after the staging was cleared keeps the first try's plots
+                history = load_target(context, settings, lake)
+                back = predictions[predictions["kind"] == "backtest"]
+                _log_figure(
+                    plots.forecast_vs_actual(back, history, dataset, list(ok["model"])), "plots/forecast_vs_actual.png"
+                )
+                fut = predictions[predictions["kind"] == "forecast"]
+                _log_figure(plots.future(history, fut, dataset), "plots/forecast.png")
             mlflow.log_metrics(
                 {
                     f"best_{k}": float(best[k])
@@ -343,7 +347,6 @@ def leaderboard(context: dict, records: list[dict], settings: Settings | None = 
             mlflow.set_tag("best_model", best["model"])
             if context["params"]["register"]:
                 registered = register(settings, context, board, best)
-                mlflow.set_tags({f"registered_{k}": str(v) for k, v in registered.items()})
     lake.delete_dir(_staging(context))
     return {
         "dataset": dataset,
@@ -400,73 +403,57 @@ def _dates(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def register(settings: Settings, context: dict, board: pd.DataFrame, best: pd.Series) -> dict:
-    """Register the best model when it passes the gate; alias it champion unless the champion did better
-    on the same backtest (same gold data and backtest settings), in which case it becomes the challenger."""
-    import mlflow
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    f = settings.forecasting
-    name = f.registered_model.format(dataset=context["dataset"])
-    mase = _float(best[RANK_METRIC])
-    naive = board[(board["model"] == "seasonal_naive") & (board["status"] == "ok")]
-    naive_mase = _float(naive[RANK_METRIC].iloc[0]) if len(naive) else None
-    if mase is None:
-        return {"name": name, "version": None, "alias": None, "reason": f"{RANK_METRIC} undefined (constant series?)"}
-    if mase >= f.gate_max_mase:
-        return {
-            "name": name,
-            "version": None,
-            "alias": None,
-            "reason": f"{RANK_METRIC} {mase:.3f} >= gate {f.gate_max_mase}",
-        }
-    if naive_mase is not None and best["model"] != "seasonal_naive" and mase >= naive_mase:
-        return {"name": name, "version": None, "alias": None, "reason": "does not beat seasonal naive"}
-    p = context["params"]
-    key = json.dumps(
-        [
-            context["gold_content_hash"],
-            p["horizon"],
-            p["backtest_folds"],
-            p["backtest_step"],
-            p["history_days"],
-            dict(f.seasons),
-        ]
+def policy(settings: Settings) -> Policy:
+    """Daily MASE below ``forecasting.gate_max_mase`` to be registered at all; champion unless the
+    champion did as well or better on the same backtest (same gold data and backtest settings)."""
+    return Policy(
+        RANK_METRIC, higher_is_better=False, gate=settings.forecasting.gate_max_mase, comparable_by=BACKTEST_KEY
     )
-    backtest_key = hashlib.sha256(key.encode()).hexdigest()[:16]
-    client = MlflowClient()
-    version = mlflow.register_model(
+
+
+def backtest_key(context: dict, settings: Settings) -> str:
+    """What makes two MASEs comparable: the gold data, the horizon, the backtest origins and the seasons."""
+    p = context["params"]
+    key = [
+        context["gold_content_hash"],
+        p["horizon"],
+        p["backtest_folds"],
+        p["backtest_step"],
+        p["history_days"],
+        dict(settings.forecasting.seasons),
+    ]
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+
+
+def register(settings: Settings, context: dict, board: pd.DataFrame, best: pd.Series) -> dict:
+    """Register the best model when it passes the gate and beats seasonal naive; alias it champion
+    unless the champion did better on the same backtest, in which case it becomes the challenger.
+
+    Safe to retry: the best model's run keeps one version and its decision (``pipelines.registry``).
+    """
+    naive = board[(board["model"] == "seasonal_naive") & (board["status"] == "ok")]
+    baselines = {}
+    if len(naive) and best["model"] != "seasonal_naive":
+        baselines["seasonal naive"] = _float(naive[RANK_METRIC].iloc[0])
+    decision = register_and_promote(
+        settings.mlflow.tracking_uri,
+        settings.forecasting.registered_model.format(dataset=context["dataset"]),
+        policy(settings),
+        best["mlflow_run_id"],
         best["model_uri"],
-        name,
+        score=_float(best[RANK_METRIC]),
+        baselines=baselines,
         tags={
             "model": best["model"],
             "dataset": context["dataset"],
             "ds": context["ds"],
-            RANK_METRIC: repr(mase),  # full precision: compared again below
-            "backtest_key": backtest_key,
+            BACKTEST_KEY: backtest_key(context, settings),
             "gold_content_hash": context["gold_content_hash"],
             "airflow_run_id": context["airflow_run_id"],
         },
     )
-    try:
-        champion = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        champion = None
-    beaten = (
-        champion is not None
-        and champion.tags.get("backtest_key") == backtest_key
-        and float(champion.tags.get(RANK_METRIC, "inf")) <= mase
-    )
-    alias = CHALLENGER if beaten else CHAMPION
-    client.set_registered_model_alias(name, alias, version.version)
-    client.set_model_version_tag(
-        name,
-        version.version,
-        "alias_reason",
-        "champion did better on the same backtest" if beaten else "passed the gate",
-    )
-    return {"name": name, "version": int(version.version), "alias": alias, "reason": None}
+    log_decision(settings.mlflow.tracking_uri, context["parent_run_id"], decision)
+    return decision.record()
 
 
 def run(

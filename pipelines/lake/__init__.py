@@ -9,7 +9,9 @@ Layout under the lake root (``file://`` or ``s3://``)::
 Every file is written to a temporary name and renamed into place, and a partition is
 published as a whole (staging folder swapped in), so a killed task never leaves a half
 file or a half partition, and re-running a date replaces its partition instead of
-appending to it.
+appending to it. A partition can also be left finished in staging (``staged=True``) and
+published later, so that several layers of a date are published only once all of them are
+written (see pipelines/features/publish.py).
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ class Lake:
         self._atomic(rel, lambda stream: stream.write(data))
 
     def read_bytes(self, rel: str) -> bytes:
-        with self.fs.open_input_stream(self.path(rel)) as f:
+        """The file's bytes as stored (a .gz file stays compressed: pyarrow would inflate it by its name)."""
+        with self.fs.open_input_stream(self.path(rel), compression=None) as f:
             return f.read()
 
     def write_parquet(self, rel: str, table: pa.Table) -> None:
@@ -160,7 +163,7 @@ class Lake:
 
     def sha256(self, rel: str) -> str:
         digest = hashlib.sha256()
-        with self.fs.open_input_stream(self.path(rel)) as f:
+        with self.fs.open_input_stream(self.path(rel), compression=None) as f:
             while chunk := f.read(1 << 22):
                 digest.update(chunk)
         return digest.hexdigest()
@@ -189,6 +192,10 @@ class Lake:
     def staging(self, layer: str, dataset: str, ds: str) -> str:
         return f"{STAGING}/{self.partition(layer, dataset, ds)}"
 
+    def folder(self, layer: str, dataset: str, ds: str, staged: bool = False) -> str:
+        """A partition's folder: the published one, or its place in staging."""
+        return self.staging(layer, dataset, ds) if staged else self.partition(layer, dataset, ds)
+
     def publish(self, staging_rel: str, final_rel: str) -> None:
         """Swap a fully written staging folder in as the partition (the old one is removed)."""
         fs, src, dst = self.fs, self.path(staging_rel), self.path(final_rel)
@@ -202,12 +209,26 @@ class Lake:
         if old:
             fs.delete_dir(old)
 
-    def write_partition(self, layer: str, dataset: str, ds: str, table: pa.Table, manifest: dict) -> dict:
+    def has_staged(self, layer: str, dataset: str, ds: str) -> bool:
+        """True when staging holds a finished partition (one with its manifest) for the date."""
+        return self.exists(f"{self.staging(layer, dataset, ds)}/{MANIFEST_FILE}")
+
+    def publish_staged(self, layer: str, dataset: str, ds: str) -> bool:
+        """Publish the finished staged partition of a date, if there is one; True when it did."""
+        if not self.has_staged(layer, dataset, ds):
+            return False
+        self.publish(self.staging(layer, dataset, ds), self.partition(layer, dataset, ds))
+        return True
+
+    def write_partition(
+        self, layer: str, dataset: str, ds: str, table: pa.Table, manifest: dict, staged: bool = False
+    ) -> dict:
         """Write a table and its manifest into staging, then publish them as one partition.
 
         Large tables are cut into files of ROWS_PER_FILE rows written side by side (one per
         core). The manifest gets each file's rows and sha256, the schema hash and a content
-        hash (sha256 over the files' hashes in name order).
+        hash (sha256 over the files' hashes in name order). ``staged=True`` swaps the finished
+        partition in at its staging place instead, for ``publish_staged`` to publish later.
         """
         self._sweep_stages(self.staging(layer, dataset, ds))
         stage = f"{self.staging(layer, dataset, ds)}{_TMP_MARK}{uuid.uuid4().hex}"
@@ -233,11 +254,11 @@ class Lake:
             "content_hash": hashlib.sha256("".join(f["sha256"] for f in file_info.values()).encode()).hexdigest(),
         }
         self.write_json(f"{stage}/{MANIFEST_FILE}", manifest)
-        self.publish(stage, self.partition(layer, dataset, ds))
+        self.publish(stage, self.folder(layer, dataset, ds, staged))
         return manifest
 
-    def read_manifest(self, layer: str, dataset: str, ds: str) -> dict:
-        rel = f"{self.partition(layer, dataset, ds)}/{MANIFEST_FILE}"
+    def read_manifest(self, layer: str, dataset: str, ds: str, staged: bool = False) -> dict:
+        rel = f"{self.folder(layer, dataset, ds, staged)}/{MANIFEST_FILE}"
         if not self.exists(rel):
             raise FileNotFoundError(
                 f"no {layer} partition for {dataset} on {ds} at {self.uri(rel)}; run the features DAG for that date first"
@@ -245,11 +266,17 @@ class Lake:
         return self.read_json(rel)
 
     def read_partition(
-        self, layer: str, dataset: str, ds: str, dictionary: bool = False, columns: list[str] | None = None
+        self,
+        layer: str,
+        dataset: str,
+        ds: str,
+        dictionary: bool = False,
+        columns: list[str] | None = None,
+        staged: bool = False,
     ) -> pa.Table:
-        """All Parquet files of one published partition, concatenated in file-name order."""
-        manifest = self.read_manifest(layer, dataset, ds)
-        part = self.partition(layer, dataset, ds)
+        """All Parquet files of one published (or ``staged``) partition, concatenated in file-name order."""
+        manifest = self.read_manifest(layer, dataset, ds, staged)
+        part = self.folder(layer, dataset, ds, staged)
         tables = [self.read_parquet(f"{part}/{name}", columns, dictionary) for name in sorted(manifest["files"])]
         if not tables:
             return pa.table({})

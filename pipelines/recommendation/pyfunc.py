@@ -57,8 +57,8 @@ def requirements() -> list[str]:
     return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "numpy", "pandas", "scipy", "scikit-learn", "pyarrow")]
 
 
-def log(recommender, n: int, example_users, registered_model_name: str | None = None, name: str = "recommender"):
-    """Log (and optionally register) the wrapped recommender with a signature and an input example."""
+def log(recommender, n: int, example_users, name: str = "recommender"):
+    """Log the wrapped recommender in the active run, with a signature and an input example."""
     from mlflow.models import infer_signature
 
     python_model = TopN(recommender, n)
@@ -72,6 +72,5 @@ def log(recommender, n: int, example_users, registered_model_name: str | None = 
         python_model=python_model,
         signature=signature,
         input_example=example,
-        registered_model_name=registered_model_name,
         pip_requirements=requirements(),
     )

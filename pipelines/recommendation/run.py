@@ -8,14 +8,15 @@ Every step takes and returns small JSON-able dicts, so Airflow passes them throu
 from __future__ import annotations
 
 import math
-from contextlib import suppress
 
 from pipelines.config import Settings, load_settings
-from pipelines.constants import CHALLENGER, CHAMPION, GOLD, ITEM_ID, USER_ID
+from pipelines.constants import GOLD, ITEM_ID, USER_ID
 from pipelines.lake import Lake
 from pipelines.recommendation import data as rdata
 from pipelines.recommendation.data import RecommendationDataError
 from pipelines.recommendation.evaluate import Protocol
+from pipelines.registry import Policy, log_decision, register_and_promote
+from pipelines.tracking import log_frame
 
 EXPERIMENT = "recommendation"
 DEFAULTS = {"ds": "", "models": [], "cv_folds": 5, "max_epochs": 0, "top_n": 10}
@@ -189,7 +190,7 @@ def _log_evaluation(settings: Settings, context: dict, result) -> str:
             mlflow.log_dict(result.curve, "ndcg_at_k.json")
         history = getattr(model, "history_", None)
         if history:
-            mlflow.log_table(pd.DataFrame(history), "history.json")
+            log_frame(pd.DataFrame(history), "history.json")
             mlflow.log_figure(plots.learning_curve(history, result.name), "plots/learning_curve.png")
     return run_id
 
@@ -228,7 +229,7 @@ def leaderboard(context: dict, records: list[dict], settings: Settings | None = 
     rated = ok.dropna(subset=["rmse"]).sort_values("rmse")
     best_rating = rated.iloc[0] if len(rated) else None
     with mlflow.start_run(run_id=context["parent_run_id"]):
-        mlflow.log_table(board, "leaderboard.json")
+        log_frame(board, "leaderboard.json")
         mlflow.log_text(board.to_csv(index=False), "leaderboard.csv")
         if len(ok):
             mlflow.log_figure(plots.leaderboard(board, k), "plots/leaderboard.png")
@@ -250,10 +251,21 @@ def leaderboard(context: dict, records: list[dict], settings: Settings | None = 
     }
 
 
+def policy(settings: Settings, k: int) -> Policy:
+    """NDCG@k of at least ``recommendation.promotion_min_ndcg`` and above the champion's for the
+    champion alias; a model below the gate is still registered, as challenger (``publish`` reads it)."""
+    return Policy(
+        f"ndcg_at_{k}", higher_is_better=True, gate=settings.recommendation.promotion_min_ndcg, register_failing=True
+    )
+
+
 def register(context: dict, board: dict, settings: Settings | None = None) -> dict:
-    """Refit the best ranking model on all ratings, log it as a pyfunc, register it and set its alias."""
+    """Refit the best ranking model on all ratings, log it as a pyfunc on the parent run, register it and set its alias.
+
+    Safe to retry: the parent run keeps one version and its decision (``pipelines.registry``); a
+    retry neither refits nor logs the model again.
+    """
     import mlflow
-    from mlflow import MlflowClient
 
     from pipelines.recommendation import models, pyfunc
 
@@ -263,66 +275,33 @@ def register(context: dict, board: dict, settings: Settings | None = None) -> di
         raise RecommendationDataError(f"no model finished, nothing to register; failures: {board.get('failed')}")
     cfg = settings.recommendation
     k = int(context["protocol"]["k"])
-    score = float(board[f"best_ndcg_at_{k}"])
-    data = _data(context, settings, lake)
-    model = models.build(name, context["seed"], int(context["params"]["max_epochs"]))
-    model.fit(data.ratings[[USER_ID, ITEM_ID]], data.ratings["rating"].to_numpy())
-    example = data.all_users[:5]
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
-    with mlflow.start_run(run_id=context["parent_run_id"]):
-        info = pyfunc.log(model, int(context["params"]["top_n"]), example, cfg.registered_model)
-    client = MlflowClient(settings.mlflow.tracking_uri)
-    version = str(info.registered_model_version)
-    for key, value in {
-        "model": name,
-        f"ndcg_at_{k}": f"{score:.6f}",
-        "dataset": context["dataset"],
-        "ds": context["ds"],
-        "airflow_run_id": context["airflow_run_id"],
-        "gold_content_hash": context["gold_content_hash"],
-    }.items():
-        client.set_model_version_tag(cfg.registered_model, version, key, value)
-    promoted, why = _promote(client, cfg.registered_model, version, score, k, cfg.promotion_min_ndcg)
-    with mlflow.start_run(run_id=context["parent_run_id"]):
-        mlflow.set_tags(
-            {"registered_version": version, "alias": CHAMPION if promoted else CHALLENGER, "promotion": why}
-        )
-    return {
-        "model": name,
-        "registered_model": cfg.registered_model,
-        "version": version,
-        "model_uri": f"models:/{cfg.registered_model}/{version}",
-        "alias": CHAMPION if promoted else CHALLENGER,
-        "promoted": promoted,
-        "reason": why,
-    }
+    uri = settings.mlflow.tracking_uri
 
+    def fit_and_log() -> str:
+        data = _data(context, settings, lake)
+        model = models.build(name, context["seed"], int(context["params"]["max_epochs"]))
+        model.fit(data.ratings[[USER_ID, ITEM_ID]], data.ratings["rating"].to_numpy())
+        mlflow.set_tracking_uri(uri)
+        with mlflow.start_run(run_id=context["parent_run_id"]):
+            return pyfunc.log(model, int(context["params"]["top_n"]), data.all_users[:5]).model_uri
 
-def _promote(client, registered: str, version: str, score: float, k: int, gate: float) -> tuple[bool, str]:
-    """Champion when the gate passes and the score beats the current champion's; else challenger.
-
-    Scores compare at the 6 decimals the version tag keeps, so a rerun that only ties stays challenger.
-    """
-    from mlflow.exceptions import MlflowException
-
-    current = None
-    with suppress(MlflowException):  # no champion yet
-        current = client.get_model_version_by_alias(registered, CHAMPION)
-    if score < gate:
-        why = f"ndcg_at_{k} {score:.4f} below the gate recommendation.promotion_min_ndcg={gate}"
-    elif (
-        current is not None
-        and str(current.version) != version
-        and round(score, 6) <= float(current.tags.get(f"ndcg_at_{k}", "-inf"))
-    ):
-        why = f"ndcg_at_{k} {score:.4f} does not beat the champion's (version {current.version}, {current.tags.get(f'ndcg_at_{k}')})"
-    else:
-        client.set_registered_model_alias(registered, CHAMPION, version)
-        return True, f"ndcg_at_{k} {score:.4f} passes the gate {gate}" + (
-            f" and beats version {current.version}" if current is not None else " (first champion)"
-        )
-    client.set_registered_model_alias(registered, CHALLENGER, version)
-    return False, why
+    decision = register_and_promote(
+        uri,
+        cfg.registered_model,
+        policy(settings, k),
+        context["parent_run_id"],
+        fit_and_log,
+        score=float(board[f"best_ndcg_at_{k}"]),
+        tags={
+            "model": name,
+            "dataset": context["dataset"],
+            "ds": context["ds"],
+            "airflow_run_id": context["airflow_run_id"],
+            "gold_content_hash": context["gold_content_hash"],
+        },
+    )
+    log_decision(uri, context["parent_run_id"], decision)
+    return {**decision.record(), "model": name, "model_uri": f"models:/{cfg.registered_model}/{decision.version}"}
 
 
 def publish(context: dict, registered: dict, settings: Settings | None = None) -> dict:

@@ -1,33 +1,63 @@
 """The prediction API: FastAPI over the registry's champion (and challenger during an A/B test).
 
-Endpoints: POST /predict (one row object or a list of rows), POST /explain (one row), GET /health,
-GET /model, and FastAPI's /docs and /openapi.json (the request schema there is the served model's
-signature at start-up).
+Endpoints: POST /predict (one row object or a list of rows), POST /explain (one row), GET /health
+(liveness: 200 while the process runs, with the served and registry versions and the last poll's
+error), GET /ready (readiness: 200 only while the champion served is the version the registry's
+alias names, else 503 and why), GET /model, and FastAPI's /docs and /openapi.json (the request
+schema there is the served model's signature at start-up). Every GET answers HEAD too.
 
-Bodies are read by the endpoints themselves, so that a body over ``serving.max_body_bytes`` gets
-a 413 before it is parsed, malformed JSON a 400, and rows are validated against the schema of the
-version being served right now (it may change under a running service): a 422 whose ``detail``
-lists each problem with its ``loc`` (row index and field name), like FastAPI's own validation.
+Bodies are read by the endpoints themselves, so that a body that is not ``application/json`` gets
+a 415, one over ``serving.max_body_bytes`` a 413 before it is parsed, one still arriving after
+``serving.body_timeout_s`` a 408, malformed or over-nested JSON a 400, a list longer than
+``serving.max_rows_per_request`` a 413, and rows are validated against the schema of the version
+being served right now (it may change under a running service): a 422 whose ``detail`` lists each
+problem with its ``loc`` (row index and field name), like FastAPI's own validation. Values are
+strict (``model.request_model``): NaN, Infinity, numbers beyond int64 or float64, ``true`` for a
+number, ``"40"`` for a number and lone surrogates are all 422s naming their field; an integer
+``unit_id`` is answered and logged as text. Then the data contract of the model's dataset, per
+``serving.contract_policy``: ``reject`` (a 422 naming field and rule), ``flag`` (the default: scored,
+and the prediction and its logged row carry the violations) or ``off``. A row the model itself
+cannot score (its pipeline raises, or the probability is not finite) is a 422 naming the row, the
+same alone or in any batch. Nothing a request holds yields a 5xx; an unexpected error is a 500 JSON
+with a request id logged with the traceback, and ``Connection: close``.
+
+Small requests on the fast path are answered on the event loop; bigger ones are parsed, validated
+and scored in a worker thread, one batch at a time, so single rows keep flowing next to them.
+Browsers are kept out unless asked for: no CORS origin is allowed by default (``serving.cors_origins``),
+and a Host header other than a loopback name, ``serving.host`` or ``serving.allowed_hosts`` gets a
+400 (DNS rebinding).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
 import uuid
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import anyio
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pipelines.config import Settings
 from pipelines.constants import CHALLENGER, CHAMPION
 from pipelines.lake import Lake
 from pipelines.serving import ab, predlog
-from pipelines.serving.model import FAST_MAX_ROWS, UNIT_ID, ModelStore
+from pipelines.serving.model import (
+    FAST_MAX_ROWS,
+    ROW_ERRORS,
+    UNIT_ID,
+    ModelStore,
+    UnscorableRows,
+    lone_surrogate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +72,12 @@ class Service:
         aliases = (CHAMPION, CHALLENGER) if self.ab_on else (CHAMPION,)
         self.store = ModelStore(settings.mlflow.tracking_uri, cfg.model, aliases, cfg.reload_interval_s)
         self.log = predlog.PredictionLogger(
-            Lake(settings.lake_root), cfg.model, cfg.log_batch_rows, cfg.log_flush_interval_s
+            Lake(settings.lake_root),
+            cfg.model,
+            cfg.log_batch_rows,
+            cfg.log_flush_interval_s,
+            durability=cfg.log_durability,  # rows are journaled before the answer: see predlog
+            journal_dir=settings.state_dir / predlog.JOURNAL_DIR,
         )
         self.started_at = datetime.now(UTC)
         # Timestamps of logged predictions. The demo's replay sets it to the simulated day, so the
@@ -66,22 +101,109 @@ class Service:
         return ab.assign(self.settings.serving.ab.experiment, unit_id, self.settings.serving.ab.challenger_fraction)
 
 
-async def _read_json(request: Request, limit: int):
+# A 408 closes the connection (the body is half read; the client reconnects instead of meeting a reset). A 413
+# keeps it: uvicorn reads and drops the rest of the body, so the client still gets its answer.
+_CLOSE = {"Connection": "close"}
+_INLINE_BYTES = 32 * 1024  # smaller bodies on the fast path are answered on the event loop (a thread hop costs more)
+_MAX_ERRORS = 100  # a 422 lists at most this many problems
+_LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
+VIOLATIONS = "_contract_violations"  # logged column: the contract rules a flagged row broke ("; "-joined), else null
+
+
+async def _read_body(request: Request, cfg) -> bytes:
+    """The raw body: JSON only (415), at most ``max_body_bytes`` (413), all of it within ``body_timeout_s`` (408).
+
+    Requiring ``Content-Type: application/json`` also makes a browser preflight any cross-origin
+    POST, which the CORS policy then refuses: a ``text/plain`` form post from another site never runs.
+    """
+    from starlette.requests import ClientDisconnect
+
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise HTTPException(
+            415, f"send the rows as JSON with Content-Type: application/json (got {media or 'no Content-Type'!r})"
+        )
+    limit = cfg.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"request body of {declared} bytes is over the limit of {limit} bytes")
+        raise HTTPException(
+            413, f"request body of {declared} bytes is over the limit of {limit} bytes (serving.max_body_bytes)"
+        )
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, f"request body is over the limit of {limit} bytes")
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HTTPException(400, f"request body is not valid JSON: {exc}") from None
+        async with asyncio.timeout(cfg.body_timeout_s):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise HTTPException(
+                        413, f"request body is over the limit of {limit} bytes (serving.max_body_bytes)"
+                    )
+    except TimeoutError:
+        raise HTTPException(
+            408, f"the request body did not arrive within {cfg.body_timeout_s:g} s (serving.body_timeout_s)", _CLOSE
+        ) from None
+    except ClientDisconnect:
+        raise HTTPException(400, "the client disconnected before sending the whole body", _CLOSE) from None
+    return bytes(body)
 
 
-def _validate(served, payload, many_ok: bool = True) -> tuple[list[dict], bool]:
+def _parse_int(text: str):
+    """A JSON integer longer than any int64 (20 characters) is read as a float: a 5,000-digit number then
+    fails its field's range check instead of Python's limit on parsing integers."""
+    return int(text) if len(text) <= 20 else float(text)
+
+
+def _parse(body: bytes):
+    """The body's JSON (400 if it is not JSON). NaN, Infinity and 1e400 parse to floats the row validation refuses."""
+    try:
+        return json.loads(body, parse_int=_parse_int)
+    except RecursionError:
+        raise HTTPException(400, "request body is nested too deeply: send a row object or a list of them") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise HTTPException(400, f"request body is not valid JSON: {_echo(str(exc))}") from None
+
+
+def _echo(value):
+    """A value as an error message can show it: text cut short with lone surrogates escaped, non-finite numbers
+    and containers by name (a 422 must render whatever the request held)."""
+    if isinstance(value, str):
+        return value[:200].encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return {list: "a JSON array", dict: "a JSON object"}.get(type(value), type(value).__name__)
+
+
+def _at(i: int, is_list: bool) -> list:
+    return ["body", i] if is_list else ["body"]
+
+
+def _capped(errors: list[dict]) -> list[dict]:
+    if len(errors) <= _MAX_ERRORS:
+        return errors
+    more = {"loc": ["body"], "msg": f"{len(errors) - _MAX_ERRORS} more problems not listed", "type": "too_many_errors"}
+    return [*errors[:_MAX_ERRORS], more]
+
+
+def _row_errors(exc, item: dict, at: list) -> list[dict]:
+    """pydantic's errors for one row, each at [body, (row,) field], deduplicated (a union reports each member)."""
+    out, seen = [], set()
+    for e in exc.errors(include_url=False, include_context=False):
+        if not e["loc"]:  # a field name pydantic cannot read: a lone surrogate in a key
+            bad = [k for k in item if lone_surrogate(k) is not None]
+            msg = "field name with a lone surrogate is not valid Unicode: send UTF-8 text"
+            out += [{"loc": [*at, _echo(k)], "msg": msg, "type": "string_unicode"} for k in bad]
+            continue
+        entry = {"loc": [*at, _echo(e["loc"][0])], "msg": e["msg"], "type": e["type"], "input": _echo(e.get("input"))}
+        key = (str(entry["loc"]), entry["msg"])
+        if key not in seen:
+            seen.add(key)
+            out.append(entry)
+    return out
+
+
+def _validate(served, payload, max_rows: int, many_ok: bool = True) -> tuple[list[dict], bool]:
     """Rows validated against the served model's schema (alias keys), and whether a list was sent."""
     from pydantic import ValidationError
 
@@ -91,29 +213,73 @@ def _validate(served, payload, many_ok: bool = True) -> tuple[list[dict], bool]:
     items = payload if is_list else [payload]
     if is_list and not items:
         raise HTTPException(422, [{"loc": ["body"], "msg": "the list of rows is empty", "type": "value_error"}])
+    if len(items) > max_rows:
+        raise HTTPException(
+            413, f"{len(items)} rows in one request, over serving.max_rows_per_request ({max_rows}): split the batch"
+        )
     rows, errors = [], []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            loc = ["body", i] if is_list else ["body"]
-            errors.append({"loc": loc, "msg": "a row must be a JSON object of feature: value", "type": "type_error"})
+            msg = "a row must be a JSON object of feature: value"
+            errors.append({"loc": _at(i, is_list), "msg": msg, "type": "type_error", "input": _echo(item)})
             continue
         try:
             rows.append(served.request_model.model_validate(item).model_dump(by_alias=True))
         except ValidationError as exc:
-            for e in exc.errors(include_url=False, include_context=False):
-                loc = ["body", i, *e["loc"]] if is_list else ["body", *e["loc"]]
-                errors.append({"loc": loc, "msg": e["msg"], "type": e["type"], "input": _jsonable(e.get("input"))})
+            errors += _row_errors(exc, item, _at(i, is_list))
     if errors:
-        raise HTTPException(422, errors)
+        raise HTTPException(422, _capped(errors))
     return rows, is_list
 
 
-def _jsonable(value):
-    try:
-        json.dumps(value)
-        return value
-    except TypeError:
-        return str(value)
+def _check_contract(models: dict, rows: list[dict], aliases: list[str], policy: str, is_list: bool) -> list[list]:
+    """Per row, the contract rules it breaks ({field, rule, msg}; by the model serving it); ``reject``: a 422."""
+    if policy == "off":
+        return [[] for _ in rows]
+    found = [
+        [{"field": f, "rule": r, "msg": m} for f, r, m in models[alias].violations(row)]
+        for row, alias in zip(rows, aliases, strict=True)
+    ]
+    if policy == "reject" and any(found):
+        errors = [
+            {"loc": [*_at(i, is_list), v["field"]], "msg": v["msg"], "type": f"contract_{v['rule']}"}
+            | {"input": _echo(rows[i].get(v["field"]))}
+            for i, row_violations in enumerate(found)
+            for v in row_violations
+        ]
+        raise HTTPException(422, _capped(errors))
+    return found
+
+
+class _ServerErrors:
+    """The last line: an unexpected error becomes a 500 JSON with a request id (the traceback is logged under
+    it) and ``Connection: close``, so a keep-alive client reconnects instead of meeting a reset connection."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracked(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            request_id = uuid.uuid4().hex
+            log.exception("serving: unexpected error on %s %s (request %s)", scope["method"], scope["path"], request_id)
+            if started:  # half a response is out: only closing the connection is left (uvicorn does)
+                raise
+            detail = f"internal error: quote request id {request_id} to the operator (the server log has it)"
+            body = json.dumps({"detail": detail, "request_id": request_id}).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 500, "headers": [*headers, (b"connection", b"close")]})
+            await send({"type": "http.response.body", "body": body})
 
 
 def _json(content: dict) -> Response:
@@ -153,19 +319,42 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
         row = served.request_model.model_json_schema(by_alias=True)
         return {"anyOf": [row, {"type": "array", "items": row}]} if many else row
 
-    @app.get("/health")
+    def get(path: str, **kwargs):
+        """A GET route that answers HEAD too (uptime checks and load balancers probe with HEAD), HEAD kept out of
+        the OpenAPI schema."""
+
+        def register(endpoint):
+            app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
+            return app.get(path, **kwargs)(endpoint)
+
+        return register
+
+    @get("/health")
     def health():
+        """Liveness: 200 while the process runs, with the served and registry versions and the last poll's error."""
         models = service.store.models
         return {
             "status": "ok" if CHAMPION in models else "no model",
             "models": {alias: m.version for alias, m in models.items()},
+            **service.store.status(),  # registry, polled_at, poll_error, registry_unreachable_since, load_failures
             "reloads": service.store.reloads,
-            "log_backlog": service.log.backlog,
-            "log_rows_written": service.log.rows_written,
+            **service.log.stats(),  # log_backlog, log_rows_written, log_rows_dead_lettered, log_last_error, ...
             "started_at": service.started_at.isoformat(),
         }
 
-    @app.get("/model")
+    @get("/ready")
+    def ready():
+        """Readiness: 200 when the champion is loaded and is the version the registry names now, else 503 and why."""
+        reason = service.store.readiness(CHAMPION)
+        body = {
+            "ready": reason is None,
+            "reason": reason,
+            "models": {alias: m.version for alias, m in service.store.models.items()},
+            **service.store.status(),
+        }
+        return JSONResponse(body, status_code=200 if reason is None else 503)
+
+    @get("/model")
     def model_info():
         models = service.store.models
         out = models[CHAMPION].describe()
@@ -178,45 +367,43 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
             if service.ab_on
             else None
         )
+        out["contract_policy"] = cfg.contract_policy
         return out
 
-    @app.post(
-        "/predict",
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
-        summary="P(class 1) for one row or a list of rows",
-    )
-    async def predict(request: Request):
-        payload = await _read_json(request, cfg.max_body_bytes)
-        models = service.store.models  # one snapshot for the whole request
-        rows, is_list = _validate(models[CHAMPION], payload)
+    batches = anyio.CapacityLimiter(1)  # big batches score one at a time, off the event loop: single rows keep flowing
+
+    def answer(payload, models: dict) -> Response:
+        """Validate, route, check the contract, score, log: one request's work (on the loop or in a thread)."""
+        rows, is_list = _validate(models[CHAMPION], payload, cfg.max_rows_per_request)
         request_id = uuid.uuid4().hex
         now = service.clock()
-        arms = []
+        units, aliases = [], []
         for i, row in enumerate(rows):
             unit = row.get(UNIT_ID)
-            unit = str(unit) if unit is not None else f"{request_id}:{i}"
-            arm = service.route(unit)
-            arms.append((unit, arm if arm in models else CHAMPION))
-        if any(arm != CHAMPION for _, arm in arms):  # the challenger validates its own schema
-            _validate(models[CHALLENGER], [r for r, (_, a) in zip(rows, arms, strict=True) if a == CHALLENGER])
-
-        def score() -> list[float]:
-            proba = [0.0] * len(rows)
-            for alias in {a for _, a in arms}:
-                idx = [i for i, (_, a) in enumerate(arms) if a == alias]
-                for i, p in zip(idx, models[alias].predict([rows[i] for i in idx]), strict=True):
-                    proba[i] = float(p)
-            return proba
-
-        if len(rows) <= FAST_MAX_ROWS and all(models[a].fast is not None for _, a in arms):
-            proba = score()  # microseconds on the fast path: a thread hop would cost more than the work
-        else:
-            proba = await run_in_threadpool(score)
+            units.append(str(unit) if unit is not None else f"{request_id}:{i}")
+            arm = service.route(units[-1])
+            aliases.append(arm if arm in models else CHAMPION)
+        if CHALLENGER in aliases:  # the challenger validates its own schema
+            _validate(models[CHALLENGER], [r for r, a in zip(rows, aliases, strict=True) if a == CHALLENGER], len(rows))
+        violations = _check_contract(models, rows, aliases, cfg.contract_policy, is_list)
+        proba = [0.0] * len(rows)
+        for alias in dict.fromkeys(aliases):
+            idx = [i for i, a in enumerate(aliases) if a == alias]
+            try:
+                scored = models[alias].predict([rows[i] for i in idx])
+            except UnscorableRows as exc:
+                problems = [
+                    {"loc": _at(idx[j], is_list), "msg": m, "type": "unscorable"} for j, m in exc.problems.items()
+                ]
+                raise HTTPException(422, problems) from None
+            for i, p in zip(idx, scored, strict=True):
+                proba[i] = float(p)
         out, logged = [], []
-        for row, (unit, alias), p in zip(rows, arms, proba, strict=True):
+        for row, unit, alias, p, broken in zip(rows, units, aliases, proba, violations, strict=True):
             m = models[alias]
             out.append({"probability": p, "model": m.name, "version": m.version, "alias": alias, "arm": alias})
             out[-1]["unit_id"] = unit
+            out[-1]["violations"] = broken
             features = {c: row.get(c) for c in m.features}
             logged.append(
                 {
@@ -228,11 +415,27 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
                     predlog.ARM: alias,
                     predlog.UNIT_ID: unit,
                     predlog.PROBABILITY: p,
+                    VIOLATIONS: "; ".join(f"{v['field']}: {v['msg']}" for v in broken) or None,
                     **features,
                 }
             )
         service.log.log(logged)
         return _json({"request_id": request_id, "predictions": out if is_list else out[:1]})
+
+    @app.post(
+        "/predict",
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
+        summary="P(class 1) for one row or a list of rows",
+    )
+    async def predict(request: Request):
+        body = await _read_body(request, cfg)
+        models = service.store.models  # one snapshot for the whole request
+        if len(body) <= _INLINE_BYTES and all(m.fast is not None for m in models.values()):
+            payload = _parse(body)
+            if not isinstance(payload, list) or len(payload) <= FAST_MAX_ROWS:
+                return answer(payload, models)  # microseconds on the fast path: a thread hop would cost more
+            return await anyio.to_thread.run_sync(answer, payload, models, limiter=batches)
+        return await anyio.to_thread.run_sync(lambda: answer(_parse(body), models), limiter=batches)
 
     @app.post(
         "/explain",
@@ -243,9 +446,11 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
         from pipelines.serving.model import ModelNotFound
         from pipelines.training import explain
 
-        payload = await _read_json(request, cfg.max_body_bytes)
+        body = await _read_body(request, cfg)
+        payload = _parse(body) if len(body) <= _INLINE_BYTES else await run_in_threadpool(_parse, body)
         served = service.store.models[CHAMPION]
-        rows, _ = _validate(served, payload, many_ok=False)
+        rows, _ = _validate(served, payload, 1, many_ok=False)
+        [violations] = _check_contract({CHAMPION: served}, rows, [CHAMPION], cfg.contract_policy, False)
 
         def run() -> dict:
             explainer = served.explainer(
@@ -257,7 +462,15 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
             result = await run_in_threadpool(run)
         except ModelNotFound as exc:
             raise HTTPException(409, str(exc)) from None
-        return {"model": served.name, "version": served.version, "alias": CHAMPION, **result}
+        except ROW_ERRORS as exc:
+            msg = f"the explainer cannot explain this row: {type(exc).__name__}: {_echo(str(exc))}"
+            raise HTTPException(422, [{"loc": ["body"], "msg": msg, "type": "unscorable"}]) from None
+        numbers = [result["base_value"], result["output"], result["probability"], *result["contributions"].values()]
+        if not all(isinstance(x, int | float) and math.isfinite(x) for x in numbers):
+            msg = "the explainer gave no finite contributions for this row (values too extreme for the model)"
+            raise HTTPException(422, [{"loc": ["body"], "msg": msg, "type": "unscorable"}])
+        out = {"model": served.name, "version": served.version, "alias": CHAMPION, **result}
+        return _json({**out, "violations": violations})
 
     original_openapi = app.openapi
 
@@ -274,21 +487,49 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException):
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        body = json.dumps({"detail": exc.detail})  # ASCII escapes: any text a detail quotes renders
+        return Response(body, status_code=exc.status_code, headers=exc.headers, media_type="application/json")
+
+    # Outermost first: Host check, then CORS, then the last-line 500 (inside them, so its answer passes both).
+    app.add_middleware(_ServerErrors)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(cfg.cors_origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["content-type"],
+    )
+    hosts = [*_LOOPBACK, cfg.host, *cfg.allowed_hosts]
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(dict.fromkeys(hosts)), www_redirect=False)
 
     return app
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> int:
     """Run the API on uvicorn until interrupted (the prediction log is flushed on shutdown)."""
+    import os
+    from dataclasses import replace
+
     import uvicorn
 
+    from pipelines.serving.model import SERVICE_MLFLOW_ENV
+
+    if host:  # the address bound is a name clients may send as Host: the Host check allows it
+        settings = replace(settings, serving=replace(settings.serving, host=host))
     service = Service(settings)
-    service.store.load(required=(CHAMPION,))  # raises ModelNotFound (naming model and alias) before binding
-    uvicorn.run(
-        create_app(settings, service),
-        host=host or settings.serving.host,
-        port=port or settings.serving.port,
-        log_level="info",
-    )
+    added = {key: value for key, value in SERVICE_MLFLOW_ENV.items() if key not in os.environ}
+    os.environ.update(added)  # for the service only: put back as found when it ends
+    try:
+        # Raises a DataError naming the model, version, URI and cause (ModelNotFound, ModelUnavailable,
+        # RegistryUnreachable) before the port is bound.
+        service.store.load(required=(CHAMPION,))
+        uvicorn.run(
+            create_app(settings, service),
+            host=host or settings.serving.host,
+            port=port or settings.serving.port,
+            log_level="info",
+            timeout_keep_alive=settings.serving.keep_alive_timeout_s,
+        )
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
     return 0

@@ -312,6 +312,11 @@ def compile_model(model, features: Sequence[str]) -> Callable[[list[dict]], np.n
     return predict
 
 
+# Near the edges of what the request schema lets through (serving.model: int64; finite floats, here kept within
+# float32, which tree models score in), where rounding and overflow would show first.
+_EXTREMES = {"long": (-(2**63), 2**63 - 1), "integer": (-(2**63), 2**63 - 1), "double": (-1e38, 1e38)}
+
+
 def probe_rows(example: list[dict], columns: Sequence[tuple[str, str]]) -> list[dict]:
     """The example rows, and for each feature variants with it missing, unknown or extreme."""
     rows = list(example)
@@ -321,7 +326,8 @@ def probe_rows(example: list[dict], columns: Sequence[tuple[str, str]]) -> list[
             if kind == "string":
                 rows.append({**base, c: "\x00 a category never seen"})
             elif kind in ("double", "float", "long", "integer"):
-                rows += [{**base, c: -1e9}, {**base, c: 1e9}, {**base, c: 0}]
+                extremes = _EXTREMES.get(kind, _EXTREMES["double"])
+                rows += [{**base, c: v} for v in (-1e9, 1e9, 0, *extremes)]
     return rows
 
 

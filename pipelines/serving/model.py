@@ -4,7 +4,16 @@
 scikit-learn model (``mlflow.sklearn``: the same object the training DAG logged, with
 ``predict_proba``). The request schema is a pydantic model built from the signature's input
 columns: every feature is required (null allowed: the pipelines impute), extra keys are refused,
-and ``unit_id`` (A/B routing, label joins) is optional.
+and ``unit_id`` (A/B routing, label joins) is optional. Types are strict, so a value is scored as
+sent or refused, never reinterpreted: a number feature takes a JSON number (not ``true``, not
+``"40"``), finite and, for an integer feature, within int64 (``40.0`` counts as the integer 40);
+text must be valid Unicode (no lone surrogates). Both the fast path and the pipeline only ever see
+values that passed, which is what keeps their answers equal.
+
+The data contract of the dataset the version was trained on (``find_contract``: the version's
+``dataset`` tag, which the training DAG sets) adds the rules silver applied to the training rows:
+nullability, min/max and allowed values; ``ServedModel.violations`` lists the ones a row breaks
+(the API rejects or flags them, ``serving.contract_policy``).
 
 Single rows and small batches go through ``fastpath`` (the pipeline's steps compiled to plain
 Python, checked against the pipeline at load) when the model's steps allow it: a LightGBM pipeline
@@ -13,32 +22,75 @@ fast path refuses, goes through the pipeline's ``predict_proba``.
 
 ``ModelStore`` holds the served models by alias and polls the aliases every N seconds; a moved
 alias loads the new version next to the old one and then swaps the reference (one assignment), so
-a request always sees one consistent version.
+a request always sees one consistent version. A version that fails to load is recorded (version,
+cause, time) and retried at the next poll while the alias keeps serving what it had; so is a
+registry that does not answer. ``readiness`` turns that into GET /ready's answer. Loading fails
+with a ``DataError`` naming the model, version, URI and cause: ``ModelNotFound``,
+``ModelUnavailable`` (files missing, damaged or out of reach) or ``RegistryUnreachable``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
 
 from pipelines.errors import DataError
+from pipelines.features.contracts import ColumnRule, Contract
 
 log = logging.getLogger(__name__)
 
 UNIT_ID = "unit_id"
-# MLflow signature column types -> Python types of the request schema and pandas dtypes of the frame.
-_PY_TYPES = {"double": float, "float": float, "long": int, "integer": int, "boolean": bool, "string": str}
+# MLflow settings of the prediction service (serve; where the environment sets one, it wins).
+# MLflow's HTTP client retries a failed call 7 times with growing waits (about 4 minutes) and waits
+# up to 120 s for an answer; the service gives up within seconds instead: a start against a server
+# that is not there fails at once, and a poll soon reports an unreachable registry while the loaded
+# versions keep serving. No download progress bars in the service's output.
+SERVICE_MLFLOW_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+# MLflow error codes of a registered model or alias that does not exist (sqlite store and REST API alike).
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+# MLflow signature column types -> pandas dtypes of the frame.
 _DTYPES = {"double": "float64", "float": "float64", "long": "int64", "integer": "int64", "boolean": "bool"}
 FAST_MAX_ROWS = 64  # bigger batches go through the pipeline: its vectorised predict_proba is as fast per row
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_REPORTED_ROWS = 10  # a batch the model cannot score: at most this many rows are named
+# What a pipeline raises on values it cannot take (an unknown category, a NaN it cannot impute): the
+# request's fault, a 4xx. Anything else is the server's.
+ROW_ERRORS = (ValueError, TypeError, ArithmeticError)
 
 
 class ModelNotFound(DataError):
     """The registered model or alias does not exist."""
+
+
+class ModelUnavailable(DataError):
+    """The version an alias names cannot be loaded: its files are missing, damaged or out of reach."""
+
+
+class RegistryUnreachable(DataError):
+    """The MLflow registry did not answer (server down, wrong URI, broken database)."""
+
+
+class UnscorableRows(DataError, ValueError):
+    """Valid rows the model cannot score: its pipeline raised on them, or gave no finite probability."""
+
+    def __init__(self, problems: dict[int, str]):
+        self.problems = problems  # row index -> what went wrong
+        super().__init__("; ".join(f"row {i}: {msg}" for i, msg in problems.items()))
 
 
 @dataclass
@@ -52,6 +104,8 @@ class ServedModel:
     request_model: Any = None  # pydantic model of one row
     fast: Any = None  # fastpath.compile_model's function, verified against the pipeline; None: no fast path
     fast_path: str = "not compiled"  # what became of the fast path, for GET /model
+    contract: Contract | None = None  # the training dataset's contract (find_contract); None: types only
+    contract_source: str = "none"  # where the contract came from, or why there is none, for GET /model
     _explainer: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -59,19 +113,63 @@ class ServedModel:
     def features(self) -> list[str]:
         return [c for c, _ in self.columns]
 
+    @functools.cached_property
+    def rules(self) -> list[ColumnRule]:
+        """The contract's rules for the served features (a contract column the model does not read is not checked).
+
+        Read once, on the first request (``_load_version`` sets ``contract`` before the model is served)."""
+        if self.contract is None:
+            return []
+        features = set(self.features)
+        return [r for r in self.contract.columns if r.name in features]
+
+    @functools.cached_property
+    def _allowed(self) -> dict[str, frozenset]:
+        return {r.name: frozenset(r.allowed) for r in self.rules if r.allowed is not None}
+
     def describe(self) -> dict:
+        rules = {r.name: r for r in self.rules}
+
+        def feature(column: str, kind: str) -> dict:
+            out = {"name": column, "type": kind, "required": True, "nullable": True}
+            rule = rules.get(column)
+            if rule is not None:
+                out["contract"] = {"nullable": rule.nullable, "min": rule.min, "max": rule.max}
+                out["contract"]["allowed"] = list(rule.allowed) if rule.allowed is not None else None
+            return out
+
         return {
             "name": self.name,
             "version": self.version,
             "alias": self.alias,
             "run_id": self.run_id,
             "fast_path": self.fast_path,
-            "features": [{"name": c, "type": t, "required": True, "nullable": True} for c, t in self.columns],
+            "contract": self.contract_source,
+            "features": [feature(c, t) for c, t in self.columns],
         }
+
+    def violations(self, row: dict) -> list[tuple[str, str, str]]:
+        """(feature, rule, message) for each contract rule the (type-checked) row breaks."""
+        out = []
+        for rule in self.rules:
+            value = row.get(rule.name)
+            if value is None:
+                if not rule.nullable:
+                    out.append((rule.name, "nullable", "missing value: the data contract requires one"))
+                continue
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if number and rule.min is not None and value < rule.min:
+                out.append((rule.name, "min", f"{value!r} is below the data contract's minimum {rule.min:g}"))
+            if number and rule.max is not None and value > rule.max:
+                out.append((rule.name, "max", f"{value!r} is above the data contract's maximum {rule.max:g}"))
+            if rule.allowed is not None and str(value) not in self._allowed[rule.name]:
+                shown = ", ".join(rule.allowed[:20]) + (", ..." if len(rule.allowed) > 20 else "")
+                out.append((rule.name, "allowed", f"{str(value)[:100]!r} is not an allowed value ({shown})"))
+        return out
 
     def frame(self, rows: list[dict]) -> pd.DataFrame:
         """Validated rows as the DataFrame the model was trained on (signature order and dtypes)."""
-        frame = pd.DataFrame([{c: r.get(c) for c in self.features} for r in rows], columns=self.features)
+        frame = pd.DataFrame({c: [r.get(c) for r in rows] for c in self.features}, columns=self.features)
         for c, t in self.columns:
             dtype = _DTYPES.get(t)
             if dtype == "int64" and frame[c].isna().any():
@@ -81,12 +179,49 @@ class ServedModel:
         return frame
 
     def predict(self, rows: list[dict]) -> np.ndarray:
+        """P(class 1) per row; raises UnscorableRows naming the rows the model cannot score.
+
+        Small batches take the fast path; a batch it refuses, and every bigger one, goes through
+        the pipeline. A row fails the same way alone or in any batch: the pipeline's error on it
+        (found by halving a failed batch), or a non-finite probability.
+        """
+        proba = None
         if self.fast is not None and len(rows) <= FAST_MAX_ROWS:
+            with contextlib.suppress(Exception):  # Unsupported, or anything else: the pipeline answers (or raises)
+                proba = self.fast(rows)
+        if proba is None:
             try:
-                return self.fast(rows)
-            except Exception:  # noqa: BLE001 - Unsupported, or anything else: the pipeline answers (or raises)
-                pass
-        return self.predict_pipeline(rows)
+                proba = self.predict_pipeline(rows)
+            except ROW_ERRORS:
+                problems = self._failing_rows(rows, 0)
+                if not problems:  # no row fails alone: not the rows' fault
+                    raise
+                raise UnscorableRows(problems) from None
+        bad = np.flatnonzero(~np.isfinite(proba))[:MAX_REPORTED_ROWS]
+        if len(bad):
+            raise UnscorableRows({int(i): f"the model gave no probability for this row ({proba[i]})" for i in bad})
+        return proba
+
+    def _failing_rows(self, rows: list[dict], offset: int) -> dict[int, str]:
+        """The rows (index + offset) the pipeline raises on, at most MAX_REPORTED_ROWS, by halving."""
+        if len(rows) == 1:
+            try:
+                self.predict_pipeline(rows)
+            except ROW_ERRORS as exc:
+                nulls = [c for c in self.features if rows[0].get(c) is None]
+                hint = f" (null: {', '.join(nulls)}; this model may not take missing values)" if nulls else ""
+                return {offset: f"the model cannot score this row: {type(exc).__name__}: {str(exc)[:300]}{hint}"}
+            return {}
+        found: dict[int, str] = {}
+        half = len(rows) // 2
+        for start, part in ((0, rows[:half]), (half, rows[half:])):
+            if len(found) >= MAX_REPORTED_ROWS:
+                break
+            try:
+                self.predict_pipeline(part)
+            except ROW_ERRORS:
+                found.update(self._failing_rows(part, offset + start))
+        return dict(list(found.items())[:MAX_REPORTED_ROWS])
 
     def predict_pipeline(self, rows: list[dict]) -> np.ndarray:
         return np.asarray(self.model.predict_proba(self.frame(rows)))[:, 1].astype(float)
@@ -134,20 +269,100 @@ class ServedModel:
             return self._explainer
 
 
+def _integral(value):
+    """A float with no fractional part (40.0, as pandas writes an integer column with gaps) is that integer."""
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
+def lone_surrogate(text: str) -> int | None:
+    """Where ``text`` holds a lone surrogate (\\ud800, which JSON escapes allow and UTF-8 cannot encode), else None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def _text(value: str) -> str:
+    """Text that UTF-8 can encode: a lone surrogate would poison the log and the frame."""
+    pos = lone_surrogate(value)
+    if pos is not None:
+        from pydantic_core import PydanticCustomError
+
+        raise PydanticCustomError(
+            "string_unicode",
+            "text with a lone surrogate ({char}) at position {pos} is not valid Unicode: send UTF-8 text",
+            {"char": ascii(value[pos]), "pos": pos},
+        )
+    return value
+
+
+def _field_types() -> dict[str, Any]:
+    """Request types per signature type: strict, finite, int64, valid Unicode."""
+    from typing import Annotated
+
+    from pydantic import AfterValidator, BeforeValidator, Field
+
+    number = Annotated[float, Field(allow_inf_nan=False)]
+    integer = Annotated[int, BeforeValidator(_integral), Field(ge=INT64_MIN, le=INT64_MAX)]
+    text = Annotated[str, AfterValidator(_text)]
+    types = {"double": number, "float": number, "long": integer, "integer": integer, "boolean": bool, "string": text}
+    return {**types, "any": text | integer | number | bool}
+
+
 def request_model(name: str, columns: list[tuple[str, str]]):
     """A pydantic model of one request row: each feature required (nullable) with its type, extra keys refused."""
     from pydantic import ConfigDict, Field, create_model
 
+    types = _field_types()
     fields: dict[str, Any] = {}
     for i, (column, kind) in enumerate(columns):
-        typ = _PY_TYPES.get(kind, Any)
-        fields[f"f{i}"] = (typ | None if typ is not Any else Any, Field(..., alias=column))
-    fields["unit_id_"] = (str | int | None, Field(None, alias=UNIT_ID))
+        fields[f"f{i}"] = (types.get(kind, types["any"]) | None, Field(..., alias=column))
+    fields["unit_id_"] = (types["string"] | int | None, Field(None, alias=UNIT_ID))
     return create_model(
         f"{name}_row",
-        __config__=ConfigDict(extra="forbid", strict=False, populate_by_name=False),
+        __config__=ConfigDict(extra="forbid", strict=True, populate_by_name=False),
         **fields,
     )
+
+
+def find_contract(tracking_uri: str, name: str, version: str, run_id: str) -> tuple[Contract | None, str]:
+    """The data contract of the dataset a version was trained on, and where it came from (or why there is none).
+
+    The training DAG tags the version (and its run) with ``dataset``; that dataset's contract is the
+    one silver applied to the rows the model learned from (``datasets.<name>.contract``, else the
+    dataset's own name, as the features DAG resolves it).
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from pipelines.config import SettingsError, load_settings
+    from pipelines.features.contracts import ContractError, load_contract
+
+    client = MlflowClient(tracking_uri)
+    try:
+        dataset = client.get_model_version(name, version).tags.get("dataset")
+    except Exception as exc:  # noqa: BLE001 - the registry answered a moment ago: it stopped answering
+        raise RegistryUnreachable(
+            f"cannot read the tags of {name} version {version} at {safe_uri(tracking_uri)}: {_cause(exc)}"
+        ) from None
+    if not dataset and run_id:
+        try:
+            dataset = client.get_run(run_id).data.tags.get("dataset")
+        except MlflowException:
+            dataset = None
+    if not dataset:
+        return None, "none: the version and its run have no `dataset` tag (the training DAG sets it); types only"
+    try:
+        spec = load_settings().datasets.get(dataset)
+    except SettingsError:
+        spec = None
+    contract_name = (spec.contract if spec is not None else None) or dataset
+    try:
+        contract = load_contract(contract_name)
+    except ContractError as exc:
+        return None, f"none: {exc}; types only"
+    return contract, f"{contract.name} (the contract of dataset {dataset!r})"
 
 
 def signature_columns(model_uri: str, signature) -> list[tuple[str, str]]:
@@ -180,18 +395,34 @@ def registered_name(name: str) -> str:
 def load(tracking_uri: str, name: str, alias: str) -> ServedModel:
     """The version of ``name`` that ``alias`` points at, loaded."""
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     name = registered_name(name)
-    client = MlflowClient(tracking_uri)
+    found = _resolve(MlflowClient(tracking_uri), tracking_uri, name, alias)
+    if found is None:
+        raise _no_alias(tracking_uri, name, alias)
+    return _load_version(tracking_uri, name, alias, str(found.version), found.run_id)
+
+
+def _no_alias(tracking_uri: str, name: str, alias: str) -> ModelNotFound:
+    return ModelNotFound(
+        f"no version of registered model {name!r} has alias {alias!r} at {safe_uri(tracking_uri)}; "
+        "run the training DAG first or set serving.model"
+    )
+
+
+def _resolve(client, tracking_uri: str, name: str, alias: str):
+    """The model version ``alias`` points at; None when the model or the alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
     try:
-        version = client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        raise ModelNotFound(
-            f"no version of registered model {name!r} has alias {alias!r} at {tracking_uri} ({exc.message}); "
-            "run the training DAG first or set serving.model"
+        return client.get_model_version_by_alias(name, alias)
+    except Exception as exc:  # noqa: BLE001 - anything but "not found" means the registry did not answer
+        if isinstance(exc, MlflowException) and exc.error_code in _NOT_FOUND:
+            return None
+        raise RegistryUnreachable(
+            f"the MLflow registry at {safe_uri(tracking_uri)} did not answer the look-up of {name}@{alias} "
+            f"({_cause(exc)}); start the MLflow server (`make up`) or set MLFLOW_TRACKING_URI to a running one"
         ) from None
-    return _load_version(tracking_uri, name, alias, str(version.version), version.run_id)
 
 
 def _load_version(tracking_uri: str, name: str, alias: str, version: str, run_id: str) -> ServedModel:
@@ -199,14 +430,34 @@ def _load_version(tracking_uri: str, name: str, alias: str, version: str, run_id
     from pathlib import Path
 
     import mlflow
+    from mlflow import MlflowClient
     from mlflow.models import Model
 
     mlflow.set_tracking_uri(tracking_uri)
     uri = f"models:/{registered_name(name)}/{version}"
+    what = f"{name} version {version} (alias {alias!r})"
+    try:
+        files = MlflowClient(tracking_uri).get_model_version_download_uri(name, version)
+    except Exception as exc:  # noqa: BLE001 - the registry answered the alias a moment ago: it stopped answering
+        raise RegistryUnreachable(
+            f"cannot find the files of {what} at {safe_uri(tracking_uri)}: {_cause(exc)}"
+        ) from None
+    if files.startswith("mlflow-artifacts:") and not tracking_uri.startswith(("http://", "https://")):
+        raise ModelUnavailable(
+            f"cannot load {what}: its files are at {safe_uri(files)}, which only the MLflow server serves, but the tracking "
+            f"URI {safe_uri(tracking_uri)} opens the server's database directly; start the server (`make up`) and "
+            "set MLFLOW_TRACKING_URI to it (http://127.0.0.1:5000 with the default settings)"
+        )
     with tempfile.TemporaryDirectory(prefix="served-model-") as tmp:
-        model = mlflow.sklearn.load_model(uri, dst_path=tmp)  # downloads the model's directory into tmp
-        local = next(Path(tmp).rglob("MLmodel")).parent
-        meta = Model.load(str(local))
+        try:
+            model = mlflow.sklearn.load_model(uri, dst_path=tmp)  # downloads the model's directory into tmp
+            local = next(Path(tmp).rglob("MLmodel")).parent
+            meta = Model.load(str(local))
+        except Exception as exc:  # noqa: BLE001 - missing, truncated or unreadable files: say which version and where
+            raise ModelUnavailable(
+                f"cannot load {what} from {safe_uri(files)}: {_cause(exc)}; if its files are missing or damaged, point "
+                f"{alias!r} at a version whose files are intact or run the training DAG to register a new one"
+            ) from None
         try:
             example = meta.load_input_example(str(local))
         except Exception:  # noqa: BLE001 - a missing or unreadable example only costs the fast path
@@ -216,6 +467,7 @@ def _load_version(tracking_uri: str, name: str, alias: str, version: str, run_id
     columns = signature_columns(uri, meta.signature)
     served = ServedModel(name, version, alias, run_id, model, columns)
     served.request_model = request_model(name, columns)
+    served.contract, served.contract_source = find_contract(tracking_uri, name, version, run_id)
     if isinstance(example, pd.DataFrame) and len(example):
         served.compile(example.astype(object).where(example.notna(), None).to_dict("records"))
     else:
@@ -224,51 +476,153 @@ def _load_version(tracking_uri: str, name: str, alias: str, version: str, run_id
     return served
 
 
+def safe_uri(uri: str) -> str:
+    """``uri`` with the password of its user info masked, for messages and logs."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _cause(exc: BaseException) -> str:
+    """One line naming an error: its type and the OS's reason (a failed connection) or the message's first line."""
+    text = str(exc)
+    reason = re.search(r"\[Errno -?\d+\][^\"')]*", text)
+    line = reason.group(0).rstrip(" :") if reason else (text.strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {line[:300]}"
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """A version an alias points at that did not load; the alias keeps serving what it had and retries next poll."""
+
+    version: str
+    cause: str
+    at: datetime
+
+    def describe(self) -> dict:
+        return {"version": self.version, "cause": self.cause, "at": self.at.isoformat()}
+
+
 class ModelStore:
-    """The served models by alias, kept in step with the registry by a polling thread."""
+    """The served models by alias, kept in step with the registry by a polling thread.
+
+    Besides the models it keeps what the last poll found, for readiness: the version each alias
+    names in the registry, the versions that failed to load (and why), and since when the
+    registry has not answered.
+    """
 
     def __init__(self, tracking_uri: str, name: str, aliases: tuple[str, ...], interval_s: float = 30.0):
         self.tracking_uri, self.aliases, self.interval_s = tracking_uri, aliases, interval_s
         self.name = registered_name(name)
         self.models: dict[str, ServedModel] = {}
         self.reloads = 0
+        self.registry: dict[str, str | None] = {}  # alias -> version the registry names (None: no such alias)
+        self.failures: dict[str, LoadFailure] = {}  # alias -> the version it names that did not load
+        self.poll_error: str | None = None  # why the last poll failed; None when it answered
+        self.unreachable_since: datetime | None = None  # first failed poll of the current run of failures
+        self.polled_at: datetime | None = None  # when the registry last answered
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def load(self, required: tuple[str, ...] = ()) -> ModelStore:
-        """Load every alias; ``required`` ones must exist, the others are skipped when missing."""
-        models = {}
-        for alias in self.aliases:
-            try:
-                models[alias] = load(self.tracking_uri, self.name, alias)
-            except ModelNotFound:
-                if alias in required:
-                    raise
-                log.warning("serving: %s has no alias %r; not served", self.name, alias)
-        self.models = models
+        """Load every alias; ``required`` ones must exist and load, the others are skipped (and reported) if not.
+
+        Raises ``ModelNotFound``, ``ModelUnavailable`` or ``RegistryUnreachable`` naming the model,
+        version and URI.
+        """
+        self._sync({}, required)
         return self
 
     def refresh(self) -> list[str]:
-        """Reload the aliases that moved; returns the aliases swapped."""
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
-
-        client = MlflowClient(self.tracking_uri)
-        swapped, models = [], dict(self.models)
-        for alias in self.aliases:
-            try:
-                found = client.get_model_version_by_alias(self.name, alias)
-            except MlflowException:
-                continue  # a removed alias keeps serving what it had
-            current = models.get(alias)
-            if current is None or current.version != str(found.version):
-                models[alias] = _load_version(self.tracking_uri, self.name, alias, str(found.version), found.run_id)
-                swapped.append(alias)
-                log.info("serving: %s@%s now version %s", self.name, alias, found.version)
+        """Reload the aliases that moved; returns the aliases swapped. A version that fails to load is recorded
+        in ``failures`` and retried at the next poll while the alias keeps serving what it had."""
+        down_since = self.unreachable_since
+        try:
+            swapped = self._sync(self.models, ())
+        except RegistryUnreachable as exc:
+            if down_since is None:  # logged when it stops answering and when it answers again, not every poll
+                log.warning("serving: %s; keeping the loaded versions", exc)
+            self.poll_error, self.unreachable_since = str(exc), down_since or datetime.now(UTC)
+            raise
+        if down_since is not None:
+            log.info("serving: the registry answers again (it did not since %s)", down_since.isoformat())
         if swapped:
-            self.models = models  # one assignment: requests see the old dict or the new one
             self.reloads += 1
         return swapped
+
+    def _sync(self, current: dict[str, ServedModel], required: tuple[str, ...]) -> list[str]:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(self.tracking_uri)
+        models, registry, failures, swapped = dict(current), {}, dict(self.failures), []
+        for alias in self.aliases:
+            found = _resolve(client, self.tracking_uri, self.name, alias)
+            if found is None:
+                if alias in required:
+                    raise _no_alias(self.tracking_uri, self.name, alias)
+                if self.registry.get(alias, "") is not None:  # once, not at every poll
+                    log.warning(
+                        "serving: %s has no alias %r; serving %s", self.name, alias, _version_of(models.get(alias))
+                    )
+                registry[alias] = None
+                failures.pop(alias, None)
+                continue  # a removed alias keeps serving what it had
+            version = registry[alias] = str(found.version)
+            if alias in models and models[alias].version == version:
+                failures.pop(alias, None)
+                continue
+            try:
+                models[alias] = _load_version(self.tracking_uri, self.name, alias, version, found.run_id)
+            except (ModelNotFound, ModelUnavailable) as exc:
+                if alias in required:
+                    raise
+                if alias not in failures or failures[alias].version != version:  # once per version, not every retry
+                    log.warning("serving: %s; %s keeps serving %s", exc, alias, _version_of(models.get(alias)))
+                failures[alias] = LoadFailure(version, str(exc), datetime.now(UTC))
+                continue
+            failures.pop(alias, None)
+            swapped.append(alias)
+            log.info("serving: %s@%s now version %s", self.name, alias, version)
+        # Each a single assignment: a request sees the old dict or the new one.
+        self.models, self.registry, self.failures = models, registry, failures
+        self.polled_at, self.poll_error, self.unreachable_since = datetime.now(UTC), None, None
+        return swapped
+
+    def readiness(self, alias: str) -> str | None:
+        """Why ``alias`` is not ready to serve (None: it is): served, and the version the registry names now."""
+        served = self.models.get(alias)
+        if served is None:
+            return f"{self.name}@{alias} is not loaded"
+        if self.unreachable_since is not None:
+            return (
+                f"the registry has not answered since {self.unreachable_since.isoformat()} ({self.poll_error}); "
+                f"serving version {served.version}, which may no longer be the {alias}"
+            )
+        wanted = self.registry.get(alias)
+        if wanted is None:
+            return f"{self.name} no longer has alias {alias!r} in the registry; serving version {served.version}"
+        if wanted != served.version:
+            failure = self.failures.get(alias)
+            if failure is not None and failure.version == wanted:
+                return (
+                    f"{alias} moved to version {wanted}, which failed to load at {failure.at.isoformat()}: "
+                    f"{failure.cause}; serving version {served.version} until it loads (retried every "
+                    f"{self.interval_s:g}s)"
+                )
+            return f"{alias} moved to version {wanted}, not loaded yet; serving version {served.version}"
+        return None
+
+    def status(self) -> dict:
+        """What the last poll found, for GET /health and /ready."""
+        return {
+            "registry": dict(self.registry),
+            "polled_at": _iso(self.polled_at),
+            "poll_error": self.poll_error,
+            "registry_unreachable_since": _iso(self.unreachable_since),
+            "load_failures": {alias: failure.describe() for alias, failure in self.failures.items()},
+        }
 
     def start(self) -> ModelStore:
         self._thread = threading.Thread(target=self._run, name="alias-poll", daemon=True)
@@ -279,6 +633,8 @@ class ModelStore:
         while not self._stop.wait(self.interval_s):
             try:
                 self.refresh()
+            except RegistryUnreachable:
+                pass  # recorded for /health and /ready, and logged, by refresh
             except Exception:
                 log.exception("serving: polling the aliases of %s failed; keeping the loaded versions", self.name)
 
@@ -286,3 +642,11 @@ class ModelStore:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def _version_of(served: ServedModel | None) -> str:
+    return f"version {served.version}" if served is not None else "nothing"

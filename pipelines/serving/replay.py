@@ -102,7 +102,7 @@ def in_process(settings):
     from pipelines.serving.app import Service, create_app
 
     service = Service(settings)
-    with TestClient(create_app(settings, service)) as client:
+    with TestClient(create_app(settings, service), base_url="http://localhost") as client:  # a loopback Host
         yield client, service
 
 

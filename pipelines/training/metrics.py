@@ -192,13 +192,18 @@ def latency(
     single_rows: int = 200,
     warmup: int = 20,
     batch_rows: int | None = None,
+    blocks: int = 5,
+    clock: Callable[[], int] = time.perf_counter_ns,
 ) -> dict[str, float]:
     """Single-row latency and batch throughput of ``predict_proba`` on rows of ``X`` (a DataFrame).
 
     Single rows: ``warmup`` untimed calls, then ``single_rows`` calls of one row each (rows of X
     in order, cycled when X is shorter), each timed with ``time.perf_counter_ns``; the one-row
-    frames are sliced beforehand so slicing is not timed. Reports ``p50_ms``, ``p99_ms`` and
-    ``mean_ms``.
+    frames are sliced beforehand so slicing is not timed. Reports ``p50_ms`` and ``mean_ms`` over
+    all calls, and ``p99_ms`` as the median of the p99s of ``blocks`` consecutive blocks of calls
+    (of at least 20 calls each): a burst of load on a shared machine (another process taking the core for a while) lands in one
+    block and moves that block's p99 only, so a model does not flip across a latency gate from one
+    run to the next. ``clock`` (nanoseconds) is for tests.
 
     Batch: the first ``batch_rows`` rows of X (default all of X, capped at 2,000; never more
     than X has), one warm-up call, then the best of 3 timed calls, as ``batch_rows_per_s``.
@@ -216,13 +221,13 @@ def latency(
     for i in range(warmup):
         predict_proba(frames[i % len(frames)])
     elapsed = np.empty(single_rows, dtype=np.int64)
-    clock = time.perf_counter_ns
     for i in range(single_rows):
         row = frames[i % len(frames)]
         start = clock()
         predict_proba(row)
         elapsed[i] = clock() - start
     ms = elapsed / 1e6
+    n_blocks = max(1, min(blocks, single_rows // 20))  # a block's p99 needs some calls to mean anything
 
     size = min(n, batch_rows if batch_rows is not None else _MAX_BATCH_ROWS)
     batch = _rows(X, 0, size)
@@ -235,7 +240,7 @@ def latency(
         best = took if best is None else min(best, took)
     return {
         "p50_ms": float(np.percentile(ms, 50)),
-        "p99_ms": float(np.percentile(ms, 99)),
+        "p99_ms": float(np.median([np.percentile(b, 99) for b in np.array_split(ms, n_blocks)])),
         "mean_ms": float(ms.mean()),
         "batch_rows_per_s": size / (max(best, 1) / 1e9),
         "single_rows": float(single_rows),

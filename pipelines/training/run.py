@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 
 from pipelines.config import Settings, load_settings
 from pipelines.constants import GOLD
@@ -425,13 +424,14 @@ def tune(context: dict, algorithm: str, settings: Settings | None = None) -> dic
             "ds": context["ds"],
         }
         trial_run = find_or_create_run(settings, EXPERIMENT, f"{name} trial {trial.number}", tags, run_id)
-        with mlflow.start_run(run_id=trial_run):
+        with mlflow.start_run(run_id=trial_run) as active:
             mlflow.log_params({k: str(v) for k, v in trial.params.items()})
             mlflow.log_metrics({"cv_roc_auc": trial.cv_roc_auc, "seconds": trial.seconds})
             if trial.prefixes:  # a boosting trial: CV ROC-AUC against the number of trees, from one fit
-                now = int(time.time() * 1000)
-                curve = [Metric("cv_roc_auc_by_trees", auc, now, n) for n, auc in trial.prefixes.items()]
-                fitted = Metric("trees_fitted", trial.trees_fitted, now, 0)
+                # stamped with the run's start, which a retry finds again: the store keeps a point logged twice once
+                at = active.info.start_time
+                curve = [Metric("cv_roc_auc_by_trees", auc, at, n) for n, auc in trial.prefixes.items()]
+                fitted = Metric("trees_fitted", trial.trees_fitted, at, 0)
                 mlflow.MlflowClient().log_batch(trial_run, metrics=[*curve, fitted])
 
     search = tuning.tune(
@@ -554,19 +554,23 @@ def explain(context: dict, selection: dict, settings: Settings | None = None) ->
 
 
 def register(context: dict, selection: dict, settings: Settings | None = None) -> dict:
-    """Register the selected model as ``challenger``; move ``champion`` only if it beats the current one."""
+    """Register the selected model as ``challenger``; move ``champion`` only if it beats the current one.
+
+    Safe to retry: the selected model's run keeps one version and its decision (``pipelines.registry``).
+    """
     import mlflow
 
+    from pipelines.registry import Decision, log_decision
     from pipelines.training import registry
 
     settings, lake = _ctx(settings)
     p = context["params"]
     name = p["model_name"] or f"{context['dataset']}_classifier"
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    uri = settings.mlflow.tracking_uri
     if not selection["selected"]:
-        with mlflow.start_run(run_id=context["parent_run_id"]):
-            mlflow.set_tag("registry_decision", "nothing registered: no model passed the gate")
-        return {"registered": False, "name": name, "reason": selection["reason"]}
+        decision = Decision(name, None, None, False, selection["reason"], registry.METRIC, None)
+        log_decision(uri, context["parent_run_id"], decision)
+        return decision.record()
     chosen = selection["record"]
     data = _data(context, lake)
     objectives = {k: chosen.get(k) for k in ("cv_roc_auc", "latency_p99_ms", "complexity", "interpretability")}
@@ -588,7 +592,7 @@ def register(context: dict, selection: dict, settings: Settings | None = None) -
         "output: P(label = 1)."
     )
     decision = registry.register(
-        settings.mlflow.tracking_uri,
+        uri,
         name,
         chosen["model_uri"],
         chosen["mlflow_run_id"],
@@ -598,14 +602,13 @@ def register(context: dict, selection: dict, settings: Settings | None = None) -
         tags=tags,
         description=description,
     )
-    versions = registry.versions_table(settings.mlflow.tracking_uri, name)
+    log_decision(uri, context["parent_run_id"], decision)
+    versions = registry.versions_table(uri, name)
+    mlflow.set_tracking_uri(uri)
     with mlflow.start_run(run_id=context["parent_run_id"]):
         log_frame(versions, "registry/versions.json")
         mlflow.log_text(versions.to_csv(index=False), "registry/versions.csv")
-        mlflow.set_tags(
-            {"registered_model": name, "registered_version": decision.version, "registry_decision": decision.reason}
-        )
-    return {"registered": True, **decision.record()}
+    return decision.record()
 
 
 def _plain(value):

@@ -10,6 +10,7 @@ import base64
 import functools
 import os
 import re
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -93,16 +94,30 @@ def _strings(node: Any):
         yield node
 
 
-def _env_example() -> dict[str, str]:
+def _env_example(path: Path = ENV_EXAMPLE) -> dict[str, str]:
     values = {}
-    for raw in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+    for raw in path.read_text(encoding="utf-8").splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        assert "=" in line, f".env.example: line is not KEY=VALUE: {raw!r}"
+        assert "=" in line, f"{path.name}: line is not KEY=VALUE: {raw!r}"
         key, value = line.split("=", 1)
         values[key.strip()] = value.strip()
     return values
+
+
+def _example_secrets() -> set[str]:
+    """The variables of .env.example that hold secrets (passwords, keys; not user names or key ids)."""
+    return {key for key in _env_example() if re.search(r"PASSWORD|SECRET|FERNET", key)}
+
+
+def _generated_env() -> dict[str, str]:
+    """.env.example with a fresh value for each secret, as a user's .env would hold."""
+    example = _env_example()
+    fernet = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    for key in _example_secrets():
+        example[key] = fernet if key == "AIRFLOW_FERNET_KEY" else secrets.token_urlsafe(24)
+    return example
 
 
 def _dockerfile_instructions() -> list[tuple[str, str]]:
@@ -302,8 +317,36 @@ def test_env_example_defines_every_required_variable():
     example = _env_example()
     assert not required - set(example), f".env.example lacks {sorted(required - set(example))}"
     assert not set(example) - referenced, f".env.example has unused {sorted(set(example) - referenced)}"
-    key = base64.urlsafe_b64decode(example["AIRFLOW_FERNET_KEY"].encode())
-    assert len(key) == 32, "AIRFLOW_FERNET_KEY in .env.example is not a valid Fernet key"
+
+
+def test_env_example_publishes_no_secret_and_compose_requires_each():
+    """Every secret of .env.example is empty, and compose refuses an empty one (``${VAR:?...}``: unset or empty),
+    so the stack cannot start on a value published in the repository."""
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    secrets_ = _example_secrets()
+    assert {"POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "S3_SECRET_ACCESS_KEY"} <= secrets_
+    example = _env_example()
+    assert {k: example[k] for k in secrets_} == dict.fromkeys(secrets_, ""), ".env.example holds secret values"
+    for match in _INTERPOLATION.finditer(text):
+        if match.group("name") in secrets_:
+            assert match.group("op") == ":?", f"{match.group(0)} accepts an empty value: write ${{VAR:?set VAR ...}}"
+
+
+def test_env_example_recipe_generates_every_secret(tmp_path):
+    """The commands in .env.example's header fill every secret of a copy with a fresh, URL-safe value."""
+    recipe = [
+        line.removeprefix("#").strip()
+        for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+        if line.startswith("#   ")
+    ]
+    script = "\n".join(line for line in recipe if line != "cp .env.example .env")
+    shutil.copy(ENV_EXAMPLE, tmp_path / ".env")
+    subprocess.run(["bash", "-euc", script], cwd=tmp_path, check=True, timeout=120)
+    filled = _env_example(tmp_path / ".env")
+    for key in _example_secrets():
+        assert re.fullmatch(r"[A-Za-z0-9._~=-]{24,}", filled[key]), f"{key}={filled[key]!r}"
+    assert len(base64.urlsafe_b64decode(filled["AIRFLOW_FERNET_KEY"].encode())) == 32
+    assert len({filled[k] for k in _example_secrets()}) == len(_example_secrets()), "two secrets are the same"
 
 
 # --- Dockerfile ----------------------------------------------------------------------------
@@ -387,17 +430,32 @@ def _env_without_example_keys() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in example}
 
 
-def test_compose_client_validates_the_file_with_env_example():
-    env = {**_env_without_example_keys(), **_env_example()}
+def test_compose_client_validates_the_file_with_generated_secrets():
+    env = {**_env_without_example_keys(), **_generated_env()}
     result = _run_config(env, ROOT)
     assert result.returncode == 0, f"compose config failed:\n{result.stdout}\n{result.stderr}"
 
 
-def test_compose_client_refuses_a_missing_secret(tmp_path):
-    """Without POSTGRES_PASSWORD the stack must not start with an empty or default one."""
+def test_compose_client_refuses_env_example_as_it_is(tmp_path):
+    """`cp .env.example .env` alone does not start the stack: compose names an empty secret."""
     shutil.copy(COMPOSE_FILE, tmp_path / "docker-compose.yaml")
-    example = _env_example()
-    env = {**_env_without_example_keys(), **{k: v for k, v in example.items() if k != "POSTGRES_PASSWORD"}}
+    shutil.copy(ENV_EXAMPLE, tmp_path / ".env")
+    result = _run_config(_env_without_example_keys(), tmp_path)  # compose reads tmp_path/.env
+    assert result.returncode != 0, "compose accepted .env.example's empty secrets"
+    named = re.findall(r"set (\w+) \(generate it", result.stdout + result.stderr)
+    assert named and set(named) <= _example_secrets(), result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("secret", ["POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "S3_SECRET_ACCESS_KEY"])
+@pytest.mark.parametrize("value", [None, ""])
+def test_compose_client_refuses_a_missing_or_empty_secret(tmp_path, secret, value):
+    """Without one secret (unset, or set empty) the stack must not start with an empty or default one."""
+    shutil.copy(COMPOSE_FILE, tmp_path / "docker-compose.yaml")
+    env = {**_env_without_example_keys(), **_generated_env()}
+    if value is None:
+        del env[secret]
+    else:
+        env[secret] = value
     result = _run_config(env, tmp_path)
-    assert result.returncode != 0, "compose accepted the file with POSTGRES_PASSWORD unset"
-    assert "POSTGRES_PASSWORD" in result.stdout + result.stderr
+    assert result.returncode != 0, f"compose accepted the file with {secret} {'unset' if value is None else 'empty'}"
+    assert f"set {secret} (generate it" in result.stdout + result.stderr

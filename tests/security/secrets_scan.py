@@ -38,9 +38,6 @@ _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*(?:\(|\[|$)")
 # Committed on purpose, each with its reason: (path, sha256 of the stripped line). Hashes, so that
 # this file does not itself hold the lines it allows.
 ALLOWED = {
-    (".env.example", "bdb875e5e6a1bb665cc725b149f36f3fad487184e7d8f3058f5e6c51618bce91"): (
-        "AIRFLOW_FERNET_KEY: documented placeholder for a local stack (decodes to 'local-dev-only-fernet-key-000000')"
-    ),
     (".env.example", "6a0b12254654e77cbad79bba9d86a49ddb82e95754f8916df5652c7940721029"): (
         "S3_ACCESS_KEY_ID: an access key id is a user name, not a secret"
     ),

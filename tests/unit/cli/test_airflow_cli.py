@@ -33,7 +33,9 @@ _PROBE = (
 def _env(**switches: str) -> dict:
     import os
 
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")}
+    # Without the session id an MLflow import in this test process may have set: the probe must set none itself.
+    dropped = ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK", "_MLFLOW_TELEMETRY_SESSION_ID")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     return {**env, **switches}
 
 

@@ -82,7 +82,9 @@ def test_models_contract_and_errors():
         text.build("bert")
 
 
-def test_run_sentiment_through_gold_and_registry(tmp_path, monkeypatch):
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    """Settings over a throwaway lake and MLflow store, with the reviews through the features chain."""
     monkeypatch.chdir(tmp_path)
     src = tmp_path / "reviews.csv"
     _reviews(400).to_csv(src, index=False)
@@ -97,6 +99,10 @@ def test_run_sentiment_through_gold_and_registry(tmp_path, monkeypatch):
     )
     out = features.run("reviews", "2026-01-01", settings=settings)
     assert out["silver"]["rows_quarantined"] == 8  # the reviews without text
+    return settings
+
+
+def test_run_sentiment_through_gold_and_registry(settings):
     summary = text.run_sentiment("2026-01-01", {"epochs": 2}, settings)
     assert (
         summary["best_model"] in ("tfidf_logreg", "lstm", "blend")
@@ -112,6 +118,28 @@ def test_run_sentiment_through_gold_and_registry(tmp_path, monkeypatch):
     assert list(pred["label"]) == ["positive", "negative"] and pred["confidence"].between(0.5, 1).all()
     with pytest.raises(TextDataError, match="no gold partitions"):
         text.run_sentiment("2025-01-01", {}, settings)
+
+
+def test_a_retried_sentiment_task_registers_once(settings):
+    """The task run again for the same DAG run keeps its version, its alias and its one logged model;
+    a later DAG run that only ties the champion becomes the challenger."""
+    params = {"models": ["tfidf_logreg"]}
+    first = text.run_sentiment("2026-01-01", params, settings, tags={"airflow_run_id": "manual__1"})
+    client = MlflowClient(settings.mlflow.tracking_uri)
+    aliases = client.get_registered_model("sentiment_classifier").aliases
+    retry = text.run_sentiment("2026-01-01", params, settings, tags={"airflow_run_id": "manual__1"})
+    keys = ("run_id", "version", "model_uri", "alias", "test_roc_auc")
+    assert [retry[k] for k in keys] == [first[k] for k in keys] and first["alias"] == "champion"
+    assert len(client.search_model_versions("name = 'sentiment_classifier'")) == 1
+    assert client.get_registered_model("sentiment_classifier").aliases == aliases == {"champion": 1}
+    experiment = client.get_experiment_by_name("deep").experiment_id
+    logged = mlflow.search_logged_models([experiment], f"source_run_id = '{first['run_id']}'", output_format="list")
+    assert len(logged) == 1
+
+    later = text.run_sentiment("2026-01-01", params, settings, tags={"airflow_run_id": "manual__2"})
+    assert later["version"] == "2" and later["alias"] == "challenger"
+    tags = client.get_run(later["run_id"]).data.tags
+    assert tags["alias"] == "challenger" and "does not beat champion version 1" in tags["registry_decision"]
 
 
 def test_nb_scaler_weights_class_words():

@@ -150,6 +150,10 @@ def test_train_image_logs_and_registers(tmp_path, monkeypatch):
     out = vision.train_image({"epochs": 2, "max_rows": 300}, settings)
     assert out["dataset"] == "digits" and out["alias"] == "champion"
     client = MlflowClient(settings.mlflow.tracking_uri)
+    retry = vision.train_image({"epochs": 2, "max_rows": 300}, settings)  # the same run again, as a retry
+    assert retry["run_id"] == out["run_id"] and retry["version"] == out["version"] == "1"
+    assert len(client.search_model_versions("name = 'image_classifier'")) == 1
+    assert client.get_registered_model("image_classifier").aliases == {"champion": 1}
     arts = {a.path for a in client.list_artifacts(out["run_id"], "plots")}
     assert {"plots/confusion_matrix.png", "plots/samples.png", "plots/loss_curves.png"} <= arts
     mlflow.set_tracking_uri(settings.mlflow.tracking_uri)

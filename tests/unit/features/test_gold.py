@@ -3,7 +3,7 @@ import pytest
 
 from pipelines.config import SplitSettings
 from pipelines.constants import GOLD, LABEL, ROW_ID, SPLIT
-from pipelines.features import bronze
+from pipelines.features import bronze, publish
 from pipelines.features.contracts import ContractError, parse_contract
 from pipelines.features.gold import assign_split, build_gold
 from pipelines.features.silver import build_silver
@@ -14,7 +14,7 @@ SPLIT_70 = SplitSettings(0.7, 0.15, 0.15)
 
 def _gold(lake, contract, text, batch="r"):
     src = land_csv(lake, text)
-    bronze.clear_staging(lake, "people", DS)
+    publish.clear_staging(lake, "people", DS)
     bronze.commit_bronze(lake, "people", DS, [bronze.ingest_file(lake, "people", DS, src, batch)])
     build_silver(lake, contract, "people", DS, 1.0)
     return build_gold(lake, contract, "people", DS, SPLIT_70, seed=7)

@@ -9,7 +9,7 @@ import pytest
 from pipelines.config import SplitSettings
 from pipelines.constants import GOLD, LABEL, SPLIT
 from pipelines.errors import DataError
-from pipelines.features import bronze
+from pipelines.features import bronze, publish
 from pipelines.features.contracts import ContractError, apply_contract, parse_contract
 from pipelines.features.gold import build_gold
 from pipelines.features.landing import snapshot_feed
@@ -30,7 +30,7 @@ SERIES = {
 
 def _gold(lake, contract, text):
     src = land_csv(lake, text, dataset="daily")
-    bronze.clear_staging(lake, "daily", DS)
+    publish.clear_staging(lake, "daily", DS)
     bronze.commit_bronze(lake, "daily", DS, [bronze.ingest_file(lake, "daily", DS, src, "b")])
     build_silver(lake, contract, "daily", DS, 1.0)
     return build_gold(lake, contract, "daily", DS, SplitSettings(0.5, 0.25, 0.25), seed=1)

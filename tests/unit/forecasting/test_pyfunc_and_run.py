@@ -12,6 +12,7 @@ from pipelines.forecasting import models, run
 from pipelines.forecasting.data import ForecastDataError
 from pipelines.forecasting.pyfunc import ForecastInputError, ForecastModel, example_input
 from pipelines.lake import Lake
+from pipelines.tracking import read_frame
 from tests.unit.forecasting.helpers import SPEC, frame, history
 
 SMALL = {"horizon": 7, "seq_len": 14, "backtest_folds": 2, "tuning_calls": 0, "max_epochs": 2, "patience": 1}
@@ -130,7 +131,7 @@ def test_steps_rank_publish_log_and_register(settings, monkeypatch):
     summary = run.run("shop", "2024-12-31", params, settings=settings, run_id="run-1")
     assert summary["best_model"] == "lightgbm" and summary["failed"][0]["model"] == "xgboost"
     assert "xgboost exploded" in summary["failed"][0]["reason"]
-    assert summary["registered"]["alias"] == CHAMPION and summary["registered"]["version"] == 1
+    assert summary["registered"]["alias"] == CHAMPION and summary["registered"]["version"] == "1"
 
     lake = Lake(settings.lake_root)
     board = lake.read_partition(GOLD, "shop_forecast_leaderboard", "2024-12-31").to_pandas()
@@ -153,5 +154,55 @@ def test_steps_rank_publish_log_and_register(settings, monkeypatch):
 
     # Same data and backtest again: the new version does no better, so it becomes the challenger.
     again = run.run("shop", "2024-12-31", params, settings=settings, run_id="run-2")
-    assert again["registered"]["alias"] == CHALLENGER and again["registered"]["version"] == 2
+    assert again["registered"]["alias"] == CHALLENGER and again["registered"]["version"] == "2"
     assert int(client.get_model_version_by_alias("shop_forecaster", CHAMPION).version) == 1
+
+
+def test_a_retried_leaderboard_registers_once_and_logs_each_row_once(settings):
+    """The leaderboard task (which registers) run again with the same context and records, as a retry would."""
+    _write_gold(settings, frame(220))
+    params = {**SMALL, "models": ["seasonal_naive", "lightgbm"]}
+    context = run.prepare("shop", {**params, "ds": "2024-12-31"}, "forecasting", "manual__1", settings=settings)
+    records = [run.backtest_model(context, m, settings) for m in params["models"]]
+    first = run.leaderboard(context, records, settings)
+    client = MlflowClient(settings.mlflow.tracking_uri)
+    aliases = client.get_registered_model("shop_forecaster").aliases
+    retry = run.leaderboard(context, records, settings)  # after the first try cleared the staging
+    assert retry["registered"] == first["registered"] and first["registered"]["alias"] == CHAMPION
+    assert len(client.search_model_versions("name = 'shop_forecaster'")) == 1
+    assert client.get_registered_model("shop_forecaster").aliases == aliases == {CHAMPION: 1}
+    logged = read_frame(context["parent_run_id"], "leaderboard.json")
+    assert sorted(logged["model"]) == sorted(params["models"])
+    tags = client.get_run(context["parent_run_id"]).data.tags
+    assert tags["registered_version"] == "1" and tags["alias"] == CHAMPION
+
+
+def test_register_keeps_the_gate_and_compares_champions_on_the_same_backtest(settings):
+    """Gate: MASE below forecasting.gate_max_mase and below seasonal naive's; the champion's MASE counts
+    only when it was measured on the same backtest (backtest_key)."""
+    _write_gold(settings, frame(220))
+    client = MlflowClient(settings.mlflow.tracking_uri)
+
+    def register(mase: float, naive: float, airflow_run_id: str, folds: int = 2) -> dict:
+        """A DAG run whose lightgbm scored ``mase`` and seasonal naive ``naive``."""
+        params = {**SMALL, "backtest_folds": folds, "ds": "2024-12-31"}
+        context = run.prepare("shop", params, "forecasting", airflow_run_id, settings=settings)
+        board = pd.DataFrame(
+            [
+                {"model": "seasonal_naive", "status": "ok", "mase_daily": naive},
+                {**run.backtest_model(context, "lightgbm", settings), "mase_daily": mase},
+            ]
+        )
+        return run.register(settings, context, board, board.iloc[1])
+
+    gate = settings.forecasting.gate_max_mase
+    assert register(gate, 2 * gate, "r1")["reason"] == f"mase_daily {gate:.5g} is not below the gate {gate:g}"
+    assert "does not beat seasonal naive (0.5)" in register(0.6, 0.5, "r2")["reason"]
+    assert client.search_model_versions("name = 'shop_forecaster'") == []  # gate failures are not registered
+    assert register(0.5, 0.9, "r3")["alias"] == CHAMPION
+    worse = register(0.55, 0.9, "r4")
+    assert worse["alias"] == CHALLENGER and "does not beat champion version 1" in worse["reason"]
+    other = register(0.7, 0.9, "r5", folds=3)  # another backtest: the champion's MASE does not count
+    assert other["alias"] == CHAMPION and "backtest_key differs" in other["reason"]
+    decisions = {int(v.version): v.tags["decision"] for v in client.search_model_versions("name = 'shop_forecaster'")}
+    assert decisions == {1: "promoted to champion", 2: "kept as challenger", 3: "promoted to champion"}

@@ -1,3 +1,5 @@
+import gzip
+
 import pyarrow as pa
 import pytest
 
@@ -72,3 +74,21 @@ def test_triggered_for_skips_runs_made_only_by_other_datasets_gold():
     assert triggered_for("adult", [])  # manual or scheduled run
     assert triggered_for("adult", [{"dataset": "sales"}, {"dataset": "adult", "ds": "2026-01-02"}])
     assert not triggered_for("adult", [{"dataset": "movielens_ratings"}, {"dataset": "sales"}])
+
+
+def test_a_staged_partition_is_unseen_until_published_whole(lake):
+    lake.write_partition("silver", "d", "2026-01-01", pa.table({"x": [1]}), {})
+    staged = lake.write_partition("silver", "d", "2026-01-01", pa.table({"x": [2, 3]}), {}, staged=True)
+    assert lake.has_staged("silver", "d", "2026-01-01")
+    assert lake.read_partition("silver", "d", "2026-01-01").column("x").to_pylist() == [1]  # readers: the old one
+    assert lake.read_partition("silver", "d", "2026-01-01", staged=True).column("x").to_pylist() == [2, 3]
+    assert lake.publish_staged("silver", "d", "2026-01-01")
+    assert lake.read_manifest("silver", "d", "2026-01-01") == staged
+    assert not lake.has_staged("silver", "d", "2026-01-01")
+    assert not lake.publish_staged("silver", "d", "2026-01-01")  # nothing left to publish
+
+
+def test_a_gz_file_is_read_as_stored(lake):
+    packed = gzip.compress(b"a\n1\n")
+    lake.write_bytes("landing/d/x.csv.gz", packed)
+    assert lake.read_bytes("landing/d/x.csv.gz") == packed  # not inflated on the way, by its name

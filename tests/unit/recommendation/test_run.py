@@ -11,6 +11,7 @@ from pipelines.constants import CHALLENGER, CHAMPION, GOLD, ITEM_ID, USER_ID
 from pipelines.lake import Lake
 from pipelines.recommendation import models, run
 from pipelines.recommendation.data import RecommendationDataError
+from pipelines.tracking import read_frame
 from tests.unit.recommendation.helpers import movielens_like
 
 DS = "2026-01-01"
@@ -69,6 +70,15 @@ def test_steps_rank_register_and_publish(settings, monkeypatch):
     version = client.get_model_version_by_alias("recommender", CHAMPION)
     assert str(version.version) == registered["version"] and version.tags["model"] == board["best_model"]
 
+    # A retried register or leaderboard task: no second version, no alias moved, no table row twice.
+    assert run.register(context, board, settings=settings) == registered
+    run.leaderboard(context, records, settings=settings)
+    assert len(client.search_model_versions("name = 'recommender'")) == 1
+    assert client.get_registered_model("recommender").aliases == {CHAMPION: int(registered["version"])}
+    logged = read_frame(context["parent_run_id"], "leaderboard.json")
+    assert logged["model"].tolist() == table["model"].tolist()
+    assert len(read_frame(tower.info.run_id, "history.json")) == 3  # one row per epoch (max_epochs 3)
+
     # The registered pyfunc: user ids in, top-n out, seen items left out, unknown users get popular items.
     mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
     model = mlflow.pyfunc.load_model(registered["model_uri"])
@@ -91,14 +101,16 @@ def test_steps_rank_register_and_publish(settings, monkeypatch):
     assert (top.loc[top[USER_ID].isin(never_rated), "source"] == "popular").all()
     assert top["title"].str.startswith("Film").all()
 
-    # A later model below the gate, or one that only ties the champion, is registered as the challenger only.
+    # A later run's model below the gate, or one that only ties the champion, is registered as the challenger only.
+    later = run.prepare(params, "recommendation", "manual__2", logical_ds=DS, settings=settings)
     worse = {**board, "best_model": "popularity", "best_ndcg_at_10": 0.0}
-    second = run.register(context, worse, settings=settings)
-    assert second["alias"] == CHALLENGER and "below the gate" in second["reason"]
-    tie = run.register(context, board, settings=settings)
-    assert tie["alias"] == CHALLENGER and "does not beat the champion's" in tie["reason"]
+    second = run.register(later, worse, settings=settings)
+    assert second["alias"] == CHALLENGER and "below the gate" in second["reason"] and second["version"] == "2"
+    latest = run.prepare(params, "recommendation", "manual__3", logical_ds=DS, settings=settings)
+    tie = run.register(latest, board, settings=settings)
+    assert tie["alias"] == CHALLENGER and "does not beat champion version 1" in tie["reason"]
     assert str(client.get_model_version_by_alias("recommender", CHAMPION).version) == registered["version"]
-    assert str(client.get_model_version_by_alias("recommender", CHALLENGER).version) == tie["version"]
+    assert str(client.get_model_version_by_alias("recommender", CHALLENGER).version) == tie["version"] == "3"
 
 
 def test_gold_events_of_other_datasets_skip_the_run(settings):

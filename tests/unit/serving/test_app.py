@@ -20,7 +20,7 @@ ROW = {"age": 40, "x1": 0.3, "city": "a"}
 
 def _client(environ, **overrides):
     settings = load_settings({**environ, **overrides})
-    return settings, TestClient(create_app(settings))
+    return settings, TestClient(create_app(settings), base_url="http://localhost")
 
 
 def test_predict_single_and_batch(store):

@@ -1,8 +1,9 @@
 import mlflow
+import pandas as pd
 import pytest
 
 from pipelines.config import load_settings
-from pipelines.tracking import log_feature_quality
+from pipelines.tracking import find_or_create_run, log_feature_quality, log_frame, read_frame
 
 MANIFESTS = {
     "bronze": {"rows_in": 10, "rows": 9, "quarantined_rows": 1},
@@ -46,3 +47,22 @@ def test_unlabelled_gold_logs_no_positive_rate(settings):
     gold = {**MANIFESTS["gold"], "splits": {"train": {"rows": 6}, "valid": {"rows": 1}, "test": {"rows": 1}}}
     run = mlflow.get_run(log_feature_quality(settings, {**MANIFESTS, "gold": gold}, "manual__3"))
     assert run.data.metrics["train_rows"] == 6 and "train_positive_rate" not in run.data.metrics
+
+
+def test_a_retry_finds_the_parent_run_not_a_child_that_carries_its_tags(settings):
+    tags = {"kind": "sentiment", "airflow_run_id": "manual__1"}
+    parent = find_or_create_run(settings, "deep", "parent", tags)
+    child = find_or_create_run(settings, "deep", "child", {**tags, "model": "lstm"}, parent)
+    assert find_or_create_run(settings, "deep", "parent", tags) == parent != child  # the retry of the parent
+    assert find_or_create_run(settings, "deep", "child", {**tags, "model": "lstm"}, parent) == child
+    other = find_or_create_run(settings, "deep", "child", {**tags, "model": "lstm"}, "f" * 32)  # another parent
+    assert other not in (parent, child)
+
+
+def test_log_frame_replaces_the_table_so_a_retry_adds_no_rows(settings):
+    frame = pd.DataFrame({"model": ["a", "b"], "score": [0.9, 0.8]})
+    run_id = find_or_create_run(settings, "training", "board", {"airflow_run_id": "manual__1"})
+    for _ in range(3):  # the first try and two retries
+        with mlflow.start_run(run_id=run_id):
+            log_frame(frame, "tables/leaderboard.json")
+    pd.testing.assert_frame_equal(read_frame(run_id, "tables/leaderboard.json"), frame)

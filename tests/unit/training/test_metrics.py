@@ -346,3 +346,27 @@ def test_requirements_list_the_libraries_a_pickled_model_needs():
     assert "xgboost" in reqs("xgboost", model__n_estimators=2) and "torch" not in reqs("xgboost", model__n_estimators=2)
     assert "torch" in reqs("mlp_torch", model__max_epochs=2)  # weights pickle as numpy, torch needed to predict
     assert all("+" not in r for r in requirements(algorithms.build("logreg", features, 0).fit(X, y)))
+
+
+def test_latency_p99_is_the_median_of_block_p99s_so_one_burst_does_not_move_it():
+    X = pd.DataFrame({"a": np.arange(10.0)})
+    ticks = iter(range(10**9))
+    slow_calls = set(range(100, 110))  # ten slow calls in a row: one burst of load, inside one block
+
+    def clock() -> int:
+        return next(ticks) * 1_000_000  # 1 ms per tick
+
+    calls = {"n": 0}
+
+    def predict(frame):
+        calls["n"] += 1
+        if calls["n"] - 1 in slow_calls:
+            for _ in range(50):  # 50 more ticks of the clock: this call takes about 50 ms
+                clock()
+        return np.zeros(len(frame))
+
+    out = latency(predict, X, single_rows=500, warmup=0, blocks=5, clock=clock)
+    assert out["p99_ms"] < 5  # 4 of 5 blocks never saw the burst
+    calls["n"] = 0
+    plain = latency(predict, X, single_rows=500, warmup=0, blocks=1, clock=clock)
+    assert plain["p99_ms"] > 40  # one block: the same 2% burst sets the p99

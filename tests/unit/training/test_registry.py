@@ -75,13 +75,13 @@ def test_champion_moves_only_to_a_better_model(env):
     assert first["promoted"] and first["reason"] == "no champion yet" and first["version"] == "1"
 
     _, second = _training_run(settings, "logreg", "manual__2")  # cannot see the x1 band: worse
-    assert second["challenger_test_auc"] < second["champion_test_auc"]
+    assert second["metric"] == "test_roc_auc" and second["score"] < second["champion_score"]
     assert not second["promoted"] and "does not beat champion version 1" in second["reason"]
     assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
     assert str(client.get_model_version_by_alias(NAME, "challenger").version) == "2"
 
     context, third = _training_run(settings, "lightgbm", "manual__3")
-    assert third["challenger_test_auc"] > third["champion_test_auc"] + 0.001
+    assert third["score"] > third["champion_score"] + 0.001
     assert third["promoted"] and third["champion_version"] == "1"
     assert str(client.get_model_version_by_alias(NAME, "champion").version) == "3"
 
@@ -100,15 +100,20 @@ def test_champion_moves_only_to_a_better_model(env):
     proba = np.asarray(model.predict(rows))
     assert proba.shape[0] == 5 and ((proba >= 0) & (proba <= 1)).all()
 
-    # A retried register task does not add a version.
+    # A retried register task adds no version, moves no alias and gives the same decision record.
+    aliases = client.get_registered_model(NAME).aliases
     again = run.register(
         context, run.select(context, [_last_record(client, context)], settings=settings), settings=settings
     )
-    assert again["version"] == "3" and len(client.search_model_versions(f"name = '{NAME}'")) == 3
+    assert again == third and len(client.search_model_versions(f"name = '{NAME}'")) == 3
+    assert client.get_registered_model(NAME).aliases == aliases == {"champion": 3, "challenger": 3}
 
-    # The comparison table of registered versions is on the parent run.
+    # The comparison table of registered versions (one row each, after the retry too) and the decision are on the parent run.
     table = read_frame(context["parent_run_id"], "registry/versions.json")
-    assert table.sort_values("version")["aliases"].tolist() == ["", "", "challenger,champion"]
+    assert table["version"].tolist() == [1, 2, 3]
+    assert table["aliases"].tolist() == ["", "", "challenger,champion"]
+    assert mlflow.artifacts.load_dict(f"runs:/{context['parent_run_id']}/registry/decision.json") == third
+    assert client.get_run(context["parent_run_id"]).data.tags["registered_version"] == "3"
 
 
 def _last_record(client, context) -> dict:
@@ -134,5 +139,23 @@ def test_nothing_is_registered_when_no_model_passes_the_gate(env):
     selection = run.select(context, [record], settings=settings)
     assert selection["selected"] is None and "cv_roc_auc" in selection["reason"] and "0.99" in selection["reason"]
     out = run.register(context, selection, settings=settings)
-    assert out == {"registered": False, "name": "gated", "reason": selection["reason"]}
+    assert not out["registered"] and out["name"] == "gated" and out["reason"] == selection["reason"]
     assert MlflowClient(settings.mlflow.tracking_uri).search_model_versions("name = 'gated'") == []
+
+
+def test_a_retried_tuning_task_logs_each_point_of_a_trial_curve_once(env):
+    settings = env
+    params = {"algorithms": ["lightgbm"], "cv_folds": 2, "tune_mode": "random", "tune_calls": 2}
+    context = run.prepare("toy", params, "training", "manual__tune", logical_ds="2026-01-01", settings=settings)
+    for _ in range(2):  # the first try and its retry
+        run.tune(context, "lightgbm", settings=settings)
+    client = MlflowClient(settings.mlflow.tracking_uri)
+    trials = client.search_runs(
+        [client.get_experiment_by_name("training").experiment_id],
+        "tags.airflow_run_id = 'manual__tune' and tags.tuning_of = 'lightgbm'",
+    )
+    assert len(trials) == 2
+    for trial in trials:
+        steps = [m.step for m in client.get_metric_history(trial.info.run_id, "cv_roc_auc_by_trees")]
+        assert len(steps) >= 2 and len(steps) == len(set(steps))
+        assert len(client.get_metric_history(trial.info.run_id, "trees_fitted")) == 1
