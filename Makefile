@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: demo test test-fast test-faults test-integration integration-deps up down serve lint format bench bench-deep bench-serving bench-deps datasets venv clean
+.PHONY: demo test test-fast test-faults test-integration test-celery integration-deps up down serve lint format bench bench-deep bench-serving bench-deps datasets venv clean
 
 venv: $(STAMP)
 
@@ -29,13 +29,14 @@ test-faults: $(STAMP)  ## faults injected into scheduler-driven runs, and the li
 test-fast: $(STAMP)  ## a quick loop: everything but the Airflow end-to-end runs, faults and integration mode
 	$(PY) -m pytest -m "not integration and not faults"
 
-# Integration mode: PostgreSQL and headless Chromium from the distribution's packages (apt-get, as root or
+# Integration mode: PostgreSQL, Redis (the Celery broker) and headless Chromium from the distribution's packages (apt-get, as root or
 # through sudo), Python drivers from requirements.txt. Installs only what is missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 integration-deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v postgres >/dev/null || missing="$$missing postgresql"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null || test -x /usr/bin/redis-server || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing$$missing (apt-get)"; \
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
@@ -43,6 +44,9 @@ integration-deps:
 
 test-integration: $(STAMP) integration-deps  ## PostgreSQL + real Airflow components + MLflow server, REST-triggered runs, browser tests
 	PIPELINES_E2E=1 $(PY) -m pytest tests/e2e -m e2e -s
+
+test-celery: $(STAMP) integration-deps  ## the DAGs on the CeleryExecutor: Redis, 2 workers, one SIGKILLed mid-task (a few minutes)
+	PIPELINES_E2E=1 $(PY) -m pytest tests/e2e/test_celery.py -s
 
 up: $(STAMP)  ## Airflow UI on :8080 and MLflow UI on :5000, both on 127.0.0.1, in the background
 	$(PY) -m pipelines up
@@ -56,6 +60,7 @@ serve: $(STAMP)  ## the prediction API (champion of serving.model) on 127.0.0.1:
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy  # the step layer: files and settings in pyproject.toml [tool.mypy]
 
 format: $(STAMP)
 	$(PY) -m ruff check --fix .
@@ -70,6 +75,7 @@ bench: $(STAMP) datasets bench-deps  ## benchmarks: print a table, write bench/r
 	$(PY) bench/deep.py
 	$(PY) bench/serving.py
 	$(PY) bench/reliability.py
+	$(PY) bench/scaleout.py
 
 bench-deep: $(STAMP) datasets  ## the deep-learning benchmark alone (sentiment, Fashion-MNIST CNN, poly experiment)
 	$(PY) bench/deep.py

@@ -15,6 +15,10 @@ What it measures:
 - the experiment: poly activation + PolyAdam vs ReLU + Adam (and the two ablation arms), 5 seeds
   each, on ``--experiment-rows`` training images (6,000 by default) with the same settings and at
   most ``--experiment-epochs``: mean (and per-seed) test accuracy and how many runs diverged.
+- own data (``own_data``, bench/deep_own_data.py): digits saved as PNG class folders and a text
+  task from the reviews' wheel (department from review text), each from files to a registered
+  model through the commands a user types; the registered model's test figures next to a plain
+  logistic regression on the same split, and the seconds from files to model.
 
 The LSTM runs on one thread as in a DAG task; the CNN on ``deep.image_threads``. MLflow is not
 involved (the figures are the models'). Run: ``python bench/deep.py`` (about 15-25 minutes on 2
@@ -179,7 +183,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smoke run: small epochs, 2 seeds, a sample of rows")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "deep.json"))
-    p.add_argument("--skip", nargs="*", default=[], choices=["sentiment", "image"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["sentiment", "image", "own_data"])
     p.add_argument("--epochs", type=int, default=0, help="CNN epochs (default: deep.image_epochs)")
     p.add_argument("--threads", type=int, default=0, help="torch threads of the CNN fit (default: deep.image_threads)")
     p.add_argument("--experiment-rows", type=int, default=6000, help="training images for the poly experiment")
@@ -226,7 +230,11 @@ def main(argv=None) -> int:
             f"relu_diverged_of_{exp['relu_adam']['runs']}": exp["relu_adam"]["diverged"],
             "image": im,
         }
-    result[f"total_s_{'_'.join(p for p in ('sentiment', 'image') if p not in args.skip)}"] = round(
+    if "own_data" not in args.skip:
+        from deep_own_data import bench_own_data
+
+        result["own_data"] = bench_own_data(args.quick)
+    result[f"total_s_{'_'.join(p for p in ('sentiment', 'image', 'own_data') if p not in args.skip)}"] = round(
         time.perf_counter() - t0, 1
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -237,6 +245,9 @@ def main(argv=None) -> int:
             print(f"{key:28} {value}")
         elif key == "poly_vs_relu_acc":
             print(f"{key:28} poly {value['poly_polyadam']}  relu {value['relu_adam']}")
+    for row in result.get("own_data", []):
+        ours, base = row["ours"]["test_accuracy"], row["baseline"]["test_accuracy"]
+        print(f"own {row['kind']:5} {row['name']:22} acc {ours} vs baseline {base}  {row['files_to_model_s']}s")
     return 0
 
 

@@ -7,17 +7,23 @@ since retrying cannot fix them; anything else is left to the task's retries.
 from __future__ import annotations
 
 
-def step(module: str, name: str, *args, **kwargs):
-    import importlib
-
+def call(fn, *args, **kwargs):
+    """Run the step callable ``fn``; a DataError fails the task without retries."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from pipelines.errors import DataError
 
     try:
-        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+        return fn(*args, **kwargs)
     except DataError as exc:
         raise AirflowFailException(str(exc)) from exc
+
+
+def step(module: str, name: str, *args, **kwargs):
+    """``call`` on the step named by its module and name (imported inside the task)."""
+    import importlib
+
+    return call(lambda: getattr(importlib.import_module(module), name)(*args, **kwargs))
 
 
 def asset_events(triggering_asset_events) -> list[dict]:

@@ -1,27 +1,12 @@
 """
 ### features: landing -> bronze -> silver -> gold
 
-Turns the raw files of one logical date into model-ready features.
+Turns one logical date's raw files of a dataset (`landing/<dataset>/ds=<date>/`) into checked
+bronze, silver and gold Parquet partitions (`ds=YYYY-MM-DD`, each with its `_manifest.json`),
+published together; rows that break the dataset's contract go to quarantine with their reason.
+Publishes the Asset `lake://gold`, which the model DAGs are scheduled on.
 
-1. **land**: the raw CSV/Parquet files in `landing/<dataset>/ds=<date>/` (the demo feed writes
-   that day's slice of UCI Adult there as several files).
-2. **bronze_file** (one mapped task per landing file, in parallel): rows as they came (CSV
-   values as text, Parquet in its own types), plus `_ingested_at`, `_source_file`, `_batch_id`. Malformed lines
-   go to `quarantine/bronze` with the reason; so does, whole, a file that cannot be taken in (not UTF-8, no
-   header line, columns that do not fit the contract, corrupt Parquet or gzip), and the other files go on.
-3. **bronze_commit**: finishes this run's parts as the bronze partition, in staging.
-4. **silver**: typed and normalised under the dataset's contract
-   (`include/config/contracts/<dataset>.yaml`); broken rules and duplicates go to
-   `quarantine/silver` with the reason. Rows in = rows out + rows quarantined. The run fails when
-   more than `features.max_quarantine_fraction` of the rows landed were quarantined (bronze and silver).
-5. **gold**: features, label and a train/valid/test split keyed on the stable row id, with a
-   feature manifest; then bronze, silver and gold of the date are published together (a rerun
-   replaces them; a run that fails earlier leaves the previous ones in place). Its Asset event
-   schedules the training DAG.
-6. **track**: row counts, quarantine counts and hashes of the date as an MLflow run
-   (experiment `features`).
-
-Every layer is Parquet partitioned by `ds=YYYY-MM-DD`, written atomically, with a `_manifest.json`.
+Tasks, Params and outputs: `docs/dags/features.md` in the repository.
 """
 
 from __future__ import annotations
@@ -57,14 +42,22 @@ def _step(name: str, *args, **kwargs):
         "simulate_feed": Param(
             True,
             type="boolean",
-            description="Write the demo feed's files for this date into landing before ingesting (dates outside the demo range land nothing).",
+            description="Write the demo feed's files for this date into landing before ingesting (dates outside the demo range land nothing; never for a dataset added with `dataset add`).",
+        ),
+        "land_source": Param(
+            False,
+            type="boolean",
+            description="Land the dataset's own `source` file (from `dataset add` or datasets.yaml) whole for this date before ingesting, replacing what the date held; the demo feed is then not written.",
         ),
     },
 )
 def features():
     @task
     def land(params=None, ds=None) -> list[str]:
-        return _step("land", params["dataset"], ds, simulate=params["simulate_feed"])
+        from _steps import step
+
+        p = params
+        return step("pipelines.datasets.land", "land_for_run", p["dataset"], ds, p["simulate_feed"], p["land_source"])
 
     @task(max_active_tis_per_dagrun=4)
     def bronze_file(source: str, params=None, ds=None, run_id=None) -> dict:

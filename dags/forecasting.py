@@ -1,27 +1,13 @@
 """
-### forecasting: daily sales forecasts from marketing drivers, the best model registered in MLflow
+### forecasting: daily forecasts of a series, the best model registered in MLflow
 
 Runs when the `features` DAG publishes gold (Asset `lake://gold`) for the forecast dataset
-(default `sales`: a simulated e-commerce feed with ad impressions, clicks/CTR, conversions/CVR,
-ad spend, discount rate, a seasonality index and promotions), or by hand with the form.
+(default `sales`), or by hand with the form; gold of other datasets makes the run skip. Every
+model is backtested on the same rolling origins; forecasts, backtests and the leaderboard go to
+`gold/<dataset>_forecast`, `gold/<dataset>_backtest` and `gold/<dataset>_forecast_leaderboard`,
+the best model to the registry as `<dataset>_forecaster`.
 
-1. **for_this_dataset**: skips the run when it was triggered only by gold of other datasets.
-2. **prepare**: every gold partition up to the date as one daily series (the newest snapshot
-   wins); missing days are interpolated when short, refused otherwise, naming them; refuses a
-   horizon longer than the history or a history too short for the backtest; opens the parent
-   MLflow run (experiment `forecasting`).
-3. **backtest** (one mapped task per model, two at a time): Bayesian tuning for the neural
-   models, a rolling-origin backtest (time-ordered, refit at every origin, scalers fitted on
-   the training part only), MAE/RMSE/MAPE/sMAPE/MASE at daily, weekly and 4-week levels, a refit
-   on the whole history, and a nested MLflow run with forecast-vs-actual plots and the pyfunc model.
-4. **leaderboard**: ranks by daily MASE, writes `gold/<dataset>_forecast` (daily, weekly and
-   monthly sums of every model's forecast), `gold/<dataset>_backtest` and
-   `gold/<dataset>_forecast_leaderboard`, logs the leaderboard and plots on the parent run and
-   registers the best model as `<dataset>_forecaster` (alias `champion`, or `challenger` when the
-   champion did better on the same backtest) if it beats seasonal naive.
-
-Assumption: the known covariates (ad spend, discount, promotion, seasonality index) over the
-horizon come from the plan, i.e. they are decided ahead; the others only enter through their past.
+Tasks, Params, metrics and the covariate assumption: `docs/dags/forecasting.md` in the repository.
 """
 
 from __future__ import annotations
@@ -69,17 +55,21 @@ def _events(triggering_asset_events) -> list[dict]:
         "models": Param(
             MODELS,
             type="array",
-            description="Models to backtest: seasonal_naive, sarimax, lightgbm, xgboost, lstm, lstm_transformer.",
+            description="Models to backtest: seasonal_naive, sarimax, auto_arima, auto_ets, theta, lightgbm, xgboost, lstm, lstm_transformer.",
         ),
         "horizon": Param(
-            28,
+            0,
             type="integer",
-            minimum=1,
+            minimum=0,
             maximum=366,
-            description="Days forecast from each origin; weekly (7-day) and monthly (28-day) sums need 7 and 28.",
+            description="Periods forecast from each origin. 0: the frequency's default (28 days, 13 weeks, 12 months, 8 quarters, 4 years, 48 hours). A daily series' weekly (7-day) and monthly (28-day) sums need 7 and 28.",
         ),
         "seq_len": Param(
-            30, type="integer", minimum=2, maximum=365, description="Days of history the neural models read (window)."
+            0,
+            type="integer",
+            minimum=0,
+            maximum=365,
+            description="Periods of history the neural models read (window). 0: 30 days, else two seasons.",
         ),
         "backtest_folds": Param(
             4,

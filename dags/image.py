@@ -1,23 +1,12 @@
 """
-### image: a CNN on Fashion-MNIST (scikit-learn digits when it is not installed), and the poly-vs-ReLU experiment
+### image: a CNN on images (Fashion-MNIST, scikit-learn digits, or your own), and the poly-vs-ReLU experiment
 
-Manual (press *Trigger*). The data is Fashion-MNIST's idx files under
-`/usr/share/datasets/fashion-mnist` (Debian's `dataset-fashion-mnist`; `make datasets` installs it)
-when present, else scikit-learn's 8x8 digits; the task log and the MLflow tag `image_dataset` say
-which one was used.
+Manual (press *Trigger*). Trains and registers an image classifier (`image_classifier`, or
+`NAME_image` for a dataset added with `dataset add NAME --kind images`), runs the
+polynomial-activation experiment against ReLU, and clusters the images with a Gaussian mixture;
+everything is logged to the MLflow experiment `deep`.
 
-1. **train_cnn**: two conv blocks with dropout, AdamW with a one-cycle learning rate (`deep.image_*`
-   settings), early stopping on validation loss; test accuracy, the confusion matrix, a grid of
-   test images with true/predicted labels and the loss curves on an MLflow run (experiment `deep`);
-   registered as `image_classifier` (pyfunc: pixel columns `px_0..` scaled to [0, 1] in, `label`
-   and `confidence` out), alias `champion` when it beats the champion's test accuracy.
-2. **poly_experiment**: the same CNN with the activation f'(x) = -6x^2 - 12x + 18 (input clamped to
-   [-3, 3]) and PolyAdam against ReLU and Adam, `seeds` seeds each, on at most
-   `experiment_max_rows` training images: accuracy, loss curves and diverged runs per arm, and a
-   plot of f and f'.
-3. **cluster**: a Gaussian mixture on the images' first two principal components, the number of
-   components chosen by BIC (`deep.gmm_*` settings): BIC per k, a log-density contour plot with
-   the clusters and the rows flagged as anomalies (log-likelihood below the 1st percentile).
+Tasks, Params, data sources and outputs: `docs/dags/deep.md` in the repository.
 """
 
 from __future__ import annotations
@@ -25,12 +14,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
-
-
-def _step(name: str, *args, **kwargs):
-    from _steps import step
-
-    return step("pipelines.deep.steps", name, *args, **kwargs)
 
 
 @dag(
@@ -43,6 +26,12 @@ def _step(name: str, *args, **kwargs):
     doc_md=__doc__,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
     params={
+        "dataset": Param(
+            "",
+            type="string",
+            description="Empty: the reference data (`source`). Else a dataset added with `dataset add --kind images`.",
+        ),
+        "ds": Param("", type="string", description="Your dataset: its gold up to this date (empty: the logical date)."),
         "source": Param(
             "auto",
             type="string",
@@ -50,11 +39,12 @@ def _step(name: str, *args, **kwargs):
             description="Image data: auto (Fashion-MNIST when its idx files are installed, else digits), or force one.",
         ),
         "epochs": Param(
-            12,
+            0,
             type="integer",
-            minimum=1,
+            minimum=0,
             maximum=200,
-            description="Most epochs per CNN fit (the learning-rate schedule spans them; early stopping may end sooner).",
+            description="Most epochs per CNN fit (0: deep.image_epochs, more on a small dataset so training runs "
+            "1,000 steps; the learning-rate schedule spans them; early stopping may end sooner).",
         ),
         "patience": Param(4, type="integer", minimum=1, description="Epochs without validation gain before stopping."),
         "seeds": Param(
@@ -74,8 +64,12 @@ def _step(name: str, *args, **kwargs):
 )
 def image():
     @task
-    def train_cnn(params=None, run_id=None) -> dict:
-        return _step("image", dict(params), run_id)
+    def train_cnn(params=None, run_id=None, ds=None) -> dict:
+        from _steps import call
+
+        from pipelines.deep.steps import image
+
+        return call(image, dict(params), run_id, logical_ds=ds)
 
     @task.short_circuit
     def experiment_wanted(params=None) -> bool:
@@ -83,11 +77,19 @@ def image():
 
     @task
     def poly_experiment(params=None, run_id=None) -> dict:
-        return _step("poly_experiment", dict(params), run_id)
+        from _steps import call
+
+        from pipelines.deep.steps import poly_experiment
+
+        return call(poly_experiment, dict(params), run_id)
 
     @task
-    def cluster(params=None, run_id=None) -> dict:
-        return _step("cluster", dict(params), run_id)
+    def cluster(params=None, run_id=None, ds=None) -> dict:
+        from _steps import call
+
+        from pipelines.deep.steps import cluster
+
+        return call(cluster, dict(params), run_id, logical_ds=ds)
 
     train_cnn()
     cluster()

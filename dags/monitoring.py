@@ -1,23 +1,12 @@
 """
 ### monitoring: is the served model still good, and is its traffic still like its training data?
 
-Runs daily on the prediction log the serving API writes to the lake
-(`predictions/<model>/ds=...`) and the labels that have arrived so far (`labels/<model>/ds=...`:
-`unit_id`, `label`, joined on the unit id of each prediction).
+Daily, on the prediction log the serving API writes to the lake and the labels that have arrived:
+per-batch metrics and degradation, data and prediction drift, anomalies; alerts go to the lake,
+MLflow (experiment `monitoring`), the task log and the notifier. A degradation or drift alert
+triggers a `training` run (Param `retrain`; its Params from `training_conf`).
 
-1. **check**: per-batch metrics of the labelled predictions (ROC-AUC, accuracy, log loss, ...);
-   **degradation**: mean ROC-AUC of the latest `window` batches vs the `window` before, alert
-   when it drops by more than `max_auc_drop`; **data drift** of the day's rows per feature
-   against the train split of gold (PSI on reference deciles / categories, KS for numeric,
-   chi-square for categorical); **prediction drift** (PSI of the day's probabilities vs the
-   champion's on the reference); an **anomaly** share from a GaussianMixture fitted on the
-   reference (components chosen by BIC). Alerts go to `monitoring/<model>_alerts` in the lake,
-   to an MLflow run (experiment `monitoring`) and the task log, and to the notifier
-   (`monitoring.notifier`: log, or a webhook).
-2. **should_retrain**: true when degradation or drift raised an alert (and `retrain` is on).
-3. **trigger_training**: starts a `training` run with conf `{"ds": <date>, **training_conf}` (the
-   `training_conf` Param: any of the training form's Params, e.g. a quicker retraining). The run is
-   queued like any triggered run: the scheduler starts it once `training` is unpaused.
+Tasks, Params, thresholds and outputs: `docs/dags/monitoring.md` in the repository.
 """
 
 from __future__ import annotations

@@ -1,25 +1,13 @@
 """
 ### recommendation: top-n items for every user, from their ratings
 
-Runs when the `features` DAG publishes gold (Asset `lake://gold`) for the ratings, item or user
-dataset named in `recommendation:` of `include/config/settings.yaml` (MovieLens 100k by default;
-gold events of other datasets make the run skip at once), or by hand with the form.
+Runs when the `features` DAG publishes gold (Asset `lake://gold`) for the ratings dataset named in
+`recommendation:` of `include/config/settings.yaml` (or its item/user tables), or for one added
+with `dataset add --kind ratings`; gold of other datasets makes the run skip. Or by hand with the
+form. Compares the recommenders, registers the best by NDCG@k and publishes every user's top-n
+to `gold/<ratings>_recommendations`.
 
-1. **prepare**: every gold partition of the ratings up to the date (a re-rated item keeps its
-   latest rating), plus the item and user tables; refuses unusable data, naming the column or
-   setting at fault; opens the parent MLflow run (experiment `recommendation`).
-2. **evaluate** (one mapped task per model, in parallel): popularity, user-based and item-based
-   CF (mean-centred cosine, top-k neighbours, sparse matrices), biased MF by ALS, Bayesian biased
-   MF (Gibbs sampling) and a PyTorch two-tower model. Rating prediction: k-fold RMSE and MAE.
-   Ranking: per user 25% of the ratings held out, top-10 from the items the user did not rate in
-   training, every held-out item relevant: precision, recall, NDCG and MAP at 10 and catalogue
-   coverage. A nested MLflow run per model with its learning curve.
-3. **leaderboard**: models ranked by NDCG@10, in `gold/<ratings>_reco_leaderboard` and on the
-   parent run with plots.
-4. **register**: the best ranking model refitted on all ratings, logged as an MLflow pyfunc (user
-   ids in, top-n items out, seen items excluded, unknown users get popular items) and registered;
-   alias `champion` when it passes the gate and beats the current champion, else `challenger`.
-5. **publish**: every user's top-n from the registered model in `gold/<ratings>_recommendations`.
+Tasks, Params, models and outputs: `docs/dags/recommendation.md` in the repository.
 """
 
 from __future__ import annotations
@@ -52,6 +40,11 @@ def _step(name: str, *args, **kwargs):
             "",
             type="string",
             description="Use gold ratings up to this date (YYYY-MM-DD). Empty: the date of the gold event that triggered the run, else the run's logical date, else the latest gold partition.",
+        ),
+        "dataset": Param(
+            "",
+            type="string",
+            description="Ratings dataset (empty: recommendation.ratings in settings.yaml, or the `dataset add --kind ratings` dataset whose gold triggered the run). Its entry's `columns` name the user, item, rating and timestamp columns.",
         ),
         "models": Param(
             [],

@@ -1,17 +1,12 @@
 """
-### sentiment: review sentiment from raw text (English and Korean), the best model registered in MLflow
+### sentiment: text classification from raw text (reviews, or your own text dataset), the best model registered
 
-Runs when the `features` DAG publishes gold (Asset `lake://gold`) for the reviews dataset
-(Women's E-Commerce Clothing Reviews; runs triggered only by other datasets' gold skip at once),
-or by hand with the form. **A review is positive when its rating is 4 or 5**, negative for 1..3.
+Runs when the `features` DAG publishes gold (Asset `lake://gold`) for the form's dataset (gold of
+other datasets makes the run skip), or by hand with the form. Trains TF-IDF + logistic regression
+and a bidirectional LSTM, registers the better one as `sentiment_classifier` (or `NAME_sentiment`
+for a dataset added with `dataset add NAME --kind text`); runs in the MLflow experiment `deep`.
 
-1. **for_this_dataset**: skips the run when it was triggered only by gold of other datasets.
-2. **train**: TF-IDF + logistic regression and an embedding + bidirectional LSTM on gold's train
-   rows (title and review text through a tokenizer that handles Hangul as well as Latin words),
-   the best by validation ROC-AUC; test ROC-AUC and F1 per model as nested MLflow runs
-   (experiment `deep`), the ROC plot on the parent run; the best is registered as
-   `sentiment_classifier` (a pyfunc: a `text` column in, `label`, `confidence`, `p_positive` out),
-   alias `champion` when it beats the current champion's test ROC-AUC, else `challenger`.
+Tasks, Params, labels and outputs: `docs/dags/deep.md` in the repository.
 """
 
 from __future__ import annotations
@@ -21,18 +16,6 @@ from datetime import datetime, timedelta
 from airflow.sdk import Asset, Param, dag, task
 
 GOLD = Asset(name="gold", uri="lake://gold")
-
-
-def _step(name: str, *args, **kwargs):
-    from _steps import step
-
-    return step("pipelines.deep.steps", name, *args, **kwargs)
-
-
-def _events(triggering_asset_events) -> list[dict]:
-    from _steps import asset_events
-
-    return asset_events(triggering_asset_events)
 
 
 @dag(
@@ -45,7 +28,11 @@ def _events(triggering_asset_events) -> list[dict]:
     doc_md=__doc__,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
     params={
-        "dataset": Param("reviews", type="string", description="Reviews dataset in gold (title, review_text, rating)."),
+        "dataset": Param(
+            "reviews",
+            type="string",
+            description="The reviews (title, review_text, rating) or a dataset added with `dataset add --kind text`.",
+        ),
         "ds": Param(
             "",
             type="string",
@@ -58,16 +45,30 @@ def _events(triggering_asset_events) -> list[dict]:
         "max_rows": Param(
             0, type="integer", minimum=0, description="Train on at most this many rows (0: all). Smaller is faster."
         ),
+        "tokenizer": Param(
+            "auto",
+            type="string",
+            enum=["auto", "ko_en", "plain"],
+            description="auto: Korean/English when the texts are, else plain (Unicode words).",
+        ),
     },
 )
 def sentiment():
     @task.short_circuit
     def for_this_dataset(params=None, triggering_asset_events=None) -> bool:
-        return _step("sentiment_wanted", params["dataset"], _events(triggering_asset_events))
+        from _steps import asset_events, call
+
+        from pipelines.deep.steps import sentiment_wanted
+
+        return call(sentiment_wanted, params["dataset"], asset_events(triggering_asset_events))
 
     @task
     def train(params=None, ds=None, run_id=None, triggering_asset_events=None) -> dict:
-        return _step("sentiment", dict(params), run_id, _events(triggering_asset_events), logical_ds=ds)
+        from _steps import asset_events, call
+
+        from pipelines.deep.steps import sentiment
+
+        return call(sentiment, dict(params), run_id, asset_events(triggering_asset_events), logical_ds=ds)
 
     for_this_dataset() >> train()
 

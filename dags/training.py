@@ -1,32 +1,13 @@
 """
 ### training: every candidate algorithm on the same gold data, side by side
 
-Runs when the `features` DAG publishes gold (Asset `lake://gold`), or by hand with the form.
-A run triggered only by gold of other datasets (sales, MovieLens) skips at once (`for_this_dataset`).
+Runs when the `features` DAG publishes gold (Asset `lake://gold`), or by hand with the form; gold
+of other datasets makes the run skip. Every algorithm is judged the same way (one mapped task
+each, a nested MLflow run each), then ensembles, tuning of the best, a gate and the Pareto front
+pick one model, SHAP explains it, and it is registered as `<dataset>_classifier` (alias
+`champion` only when it beats the current one).
 
-1. **prepare**: loads every gold partition up to the date, refuses data no model can learn
-   from (no label, one class, a column no preprocessing knows), opens the parent MLflow run
-   (experiment `training`, tagged with dag_id, run_id, date and the gold content hash).
-2. **train** (one mapped task per algorithm, in parallel): stratified k-fold CV ROC-AUC on
-   the train rows, a final fit, the held-out test score (accuracy, precision, recall, F1,
-   ROC-AUC, PR-AUC, log loss, Brier, per-class scores, confusion matrix, FP/FN costs),
-   single-row p50/p99 latency, batch throughput, size, complexity, interpretability; a nested
-   MLflow run with the model, ROC/PR, confusion, calibration and importance plots. A failing
-   algorithm becomes a leaderboard row with its reason; the others go on.
-3. **train_ensemble** (mapped: voting, bagging, stacking over the best base algorithms).
-4. **leaderboard**: the ranked table in the lake (`gold/<dataset>_leaderboard`) and on the
-   parent MLflow run with a comparison plot.
-5. **tune** (mapped over the leaderboard's top `tune_top_k` base algorithms): Bayesian search
-   (scikit-optimize) by CV ROC-AUC, each trial a nested MLflow run, a convergence plot; the best
-   parameters are judged like every other model (`<algorithm>_tuned`).
-6. **select**: a rule-based gate (`gate`), the Pareto front over CV ROC-AUC (max), p99 latency
-   (min), complexity (min) and interpretability (max), then a weighted score (`pareto_weights`);
-   2-D/3-D front plots and the reasoning on the parent run.
-7. **explain**: SHAP for the selected model (tree, linear or model-agnostic explainer): beeswarm
-   and bar plots, the mean |SHAP| table and a background sample for the serving API.
-8. **register**: the selected model becomes a version of `<dataset>_classifier` with alias
-   `challenger`; `champion` moves to it only when its test ROC-AUC beats the current champion's
-   (re-scored on the same rows) by `promotion_margin`. The versions table goes on the parent run.
+Tasks, Params, metrics and outputs: `docs/dags/training.md` in the repository.
 """
 
 from __future__ import annotations
@@ -118,9 +99,13 @@ def _events(triggering_asset_events) -> list[dict]:
             8, type="integer", minimum=1, description="Stop a search after this many trials without improvement."
         ),
         "gate": Param(
-            {"cv_roc_auc": "> 0.85", "latency_p99_ms": "< 100"},
+            {},
             type="object",
-            description="Rules a model must pass to be selected: leaderboard column -> '<op> <number>' (op: >, >=, <, <=).",
+            description="Rules a model must pass to be selected: leaderboard column -> '<op> <number>' (op: >, >=, <, <=). "
+            'Empty: settings training.gate, by default {"cv_roc_auc_lift": "> 0.002", "cv_roc_auc_lift_z": "> 2"} '
+            "(CV ROC-AUC above the baseline's in the same folds by 0.002 and by twice its standard error; the "
+            "baseline: a dummy for logistic regression, the better of dummy and plain logistic regression for the "
+            'rest). The absolute rules: {"cv_roc_auc": "> 0.85", "latency_p99_ms": "< 100"}.',
         ),
         "pareto_weights": Param(
             {"roc_auc": 0.4, "latency_p99_ms": 0.3, "complexity": 0.2, "interpretability": 0.1},
@@ -189,7 +174,12 @@ def training():
 
     @task
     def register(context: dict, selection: dict) -> dict:
-        return _step("register", context, selection)
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        decision = _step("register", context, selection)
+        if not decision["registered"]:  # nothing passed the gate: skipped (not green), with the reason
+            raise AirflowSkipException(f"nothing registered: {decision['reason']}")
+        return decision
 
     context = prepare()
     for_this_dataset() >> context

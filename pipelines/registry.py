@@ -20,10 +20,12 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from pipelines.constants import CHALLENGER, CHAMPION
 
 RESCORE, STORED = "rescore", "stored"
+Scorer = Callable[[str], float]  # model URI -> score
 RECORD_TAG = "decision_record"
 RECORD_ARTIFACT = "registry/decision.json"
 
@@ -58,7 +60,7 @@ class Policy:
     register_failing: bool = False
     challenger_too: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.champion_by not in (RESCORE, STORED):
             raise RegistryError(f"champion_by must be {RESCORE!r} or {STORED!r}, got {self.champion_by!r}")
         if not self.margin >= 0:
@@ -158,6 +160,7 @@ def register_and_promote(
     uri = f"models:/{name}/{version.version}" if version is not None else None
     if score is None:
         uri = uri or _uri(model)
+        assert scorer is not None  # checked above: no score without a scorer
         score = scorer(uri)
     failure = policy.gate_failure(score, baselines)
     if failure and not policy.register_failing:
@@ -199,7 +202,16 @@ def log_decision(tracking_uri: str, run_id: str, decision: Decision) -> None:
     client.log_dict(run_id, decision.record(), RECORD_ARTIFACT)
 
 
-def _decide(client, policy: Policy, name: str, version: str, score: float, failure, tags: dict, scorer) -> Decision:
+def _decide(
+    client: Any,
+    policy: Policy,
+    name: str,
+    version: str,
+    score: float,
+    failure: str | None,
+    tags: dict,
+    scorer: Scorer | None,
+) -> Decision:
     champion = _alias_version(client, name, CHAMPION)
     before = None if champion is None else str(champion.version)
     champion_score, promoted = None, False
@@ -222,9 +234,12 @@ def _decide(client, policy: Policy, name: str, version: str, score: float, failu
     return Decision(name, version, alias, promoted, reason, policy.metric, _finite(score), before, champion_score)
 
 
-def _champion_score(policy: Policy, name: str, champion, tags: dict, scorer) -> tuple[float | None, str]:
+def _champion_score(
+    policy: Policy, name: str, champion: Any, tags: dict, scorer: Scorer | None
+) -> tuple[float | None, str]:
     """The champion's score to beat, or None with the reason it does not count."""
     if policy.champion_by == RESCORE:
+        assert scorer is not None  # register_and_promote refuses rescore without a scorer
         rescored = _finite(scorer(f"models:/{name}/{champion.version}"))
         return rescored, f"champion version {champion.version} scores no finite {policy.metric} on this data"
     key = policy.comparable_by
@@ -237,24 +252,24 @@ def _champion_score(policy: Policy, name: str, champion, tags: dict, scorer) -> 
     return stored, f"champion version {champion.version} has no {policy.metric} to compare with"
 
 
-def _move_aliases(client, policy: Policy, decision: Decision) -> None:
+def _move_aliases(client: Any, policy: Policy, decision: Decision) -> None:
     """Point the decision's aliases at its version, unless one already points there or at a newer version."""
     aliases = [decision.alias] if decision.alias else []
     if policy.challenger_too and decision.alias == CHAMPION:
         aliases.append(CHALLENGER)
     for alias in aliases:
         current = _alias_version(client, decision.name, alias)
-        if current is None or int(current.version) < int(decision.version):
+        if current is None or int(current.version) < int(str(decision.version)):
             client.set_registered_model_alias(decision.name, alias, decision.version)
 
 
-def _version_of_run(client, name: str, run_id: str):
+def _version_of_run(client: Any, name: str, run_id: str) -> Any:
     """The version already registered from this run (the earliest, should there be several)."""
     found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     return min(found, key=lambda v: int(v.version)) if found else None
 
 
-def _alias_version(client, name: str, alias: str):
+def _alias_version(client: Any, name: str, alias: str) -> Any:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -267,5 +282,5 @@ def _uri(model: str | Callable[[], str]) -> str:
     return model() if callable(model) else model
 
 
-def _finite(value) -> float | None:
+def _finite(value: float | None) -> float | None:
     return float(value) if value is not None and math.isfinite(float(value)) else None

@@ -7,6 +7,7 @@ made (same Airflow run id and key) and logs into it again instead of starting a 
 from __future__ import annotations
 
 from contextlib import suppress
+from typing import Any, TypeGuard
 
 from pipelines import faults
 from pipelines.config import Settings
@@ -38,14 +39,14 @@ def find_or_create_run(
     return client.create_run(experiment.experiment_id, tags={**tags, **extra}, run_name=run_name).info.run_id
 
 
-def get_or_start_run(settings: Settings, experiment_key: str, run_name: str, tags: dict[str, str]):
+def get_or_start_run(settings: Settings, experiment_key: str, run_name: str, tags: dict[str, str]) -> Any:
     """An active MLflow run in the experiment, reusing one with exactly these tags if it exists."""
     import mlflow
 
     return mlflow.start_run(run_id=find_or_create_run(settings, experiment_key, run_name, tags))
 
 
-def _experiment(settings: Settings, name: str):
+def _experiment(settings: Settings, name: str) -> Any:
     """The experiment, created if needed; without a server its artifacts go under .state, not the cwd."""
     import mlflow
 
@@ -92,7 +93,7 @@ def log_feature_quality(settings: Settings, manifests: dict[str, dict], airflow_
         return run.info.run_id
 
 
-def log_frame(frame, artifact_file: str) -> None:
+def log_frame(frame: Any, artifact_file: str) -> None:
     """A table as a JSON artifact (pandas "split" orient) of the active run, replacing an earlier one.
 
     ``mlflow.log_table`` appends to an artifact that exists, so a retried task would double its
@@ -110,7 +111,7 @@ def log_frame(frame, artifact_file: str) -> None:
         mlflow.log_artifact(str(local), artifact_path=str(path.parent) if str(path.parent) != "." else None)
 
 
-def read_frame(run_id: str, artifact_file: str):
+def read_frame(run_id: str, artifact_file: str) -> Any:
     """A table written by ``log_frame``."""
     import mlflow
     import pandas as pd
@@ -124,11 +125,11 @@ def read_frame(run_id: str, artifact_file: str):
 _RUN_ID_KEYS = ("mlflow_run_id", "parent_run_id")
 
 
-def _is_run_id(value) -> bool:
+def _is_run_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)
 
 
-def mlflow_run_id_in(value) -> str | None:
+def mlflow_run_id_in(value: object) -> str | None:
     """The MLflow run id a task's return value names, if any.
 
     Training steps return ``mlflow_run_id`` (a model's run) or ``parent_run_id`` (the DAG run's

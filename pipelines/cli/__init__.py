@@ -27,13 +27,20 @@ def _parser() -> argparse.ArgumentParser:
     fc.add_argument("--ds", required=True, help="use gold up to this date, YYYY-MM-DD")
     fc.add_argument("--dataset", help="dataset name (default: forecasting.dataset)")
     fc.add_argument("--params", default="{}", help='JSON of DAG Params, e.g. \'{"horizon": 14, "tuning_calls": 4}\'')
+    tr = sub.add_parser("train", help="run the training DAG's steps for one date in this process")
+    tr.add_argument("--dataset", required=True, help="dataset name (its gold must exist: run features/ingest first)")
+    tr.add_argument("--ds", default="", help="use gold up to this date, YYYY-MM-DD (default: the latest gold)")
+    tr.add_argument(
+        "--params", default="{}", help='JSON of DAG Params, e.g. \'{"algorithms": ["logreg"], "cv_folds": 3}\''
+    )
     srv = sub.add_parser("serve", help="run the prediction API (FastAPI on uvicorn) over the champion model")
     srv.add_argument("--host", help="bind address (default: serving.host, 127.0.0.1)")
     srv.add_argument("--port", type=int, help="port (default: serving.port)")
     sub.add_parser("env", help="print shell exports to use the airflow CLI against the embedded stack")
-    from pipelines.cli import dataset
+    from pipelines.cli import dataset, deep
 
     dataset.add_parsers(sub)
+    deep.add_parsers(sub)
     return p
 
 
@@ -64,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(json.dumps({k: {f: v[f] for f in ("uri", "rows", "content_hash")} for k, v in result.items()}, indent=2))
         return 0
+    if args.command in ("sentiment", "image"):
+        from pipelines.cli import deep
+
+        return deep.main(settings, args)
     if args.command == "forecast":
         from pipelines.errors import DataError
         from pipelines.forecasting import run
@@ -76,6 +87,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"forecast: {exc}", file=sys.stderr)
             return 2
         print(json.dumps(summary, indent=2, default=str))
+        return 0
+    if args.command == "train":
+        from pipelines.errors import DataError
+        from pipelines.training import run as training
+
+        try:
+            summary = training.run(args.dataset, args.ds, json.loads(args.params), settings=settings)
+        except (DataError, json.JSONDecodeError) as exc:
+            print(f"train: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(summary, indent=2, default=str))
+        if summary["outcome"] != "registered":  # not a silent success: exit 1 with the reason
+            print(f"train: nothing registered: {summary['reason']}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "serve":
         from pipelines.errors import DataError

@@ -10,6 +10,10 @@ The scheduler runs only the runs triggered through the API (``use_job_schedule``
 or Asset-triggered runs besides them, so a run's outcome is the outcome of what was asked.
 ``AirflowApi`` logs in with the SimpleAuthManager's admin password (``POST /auth/token``) and
 calls ``/api/v2`` with the bearer token.
+
+With ``celery_workers=N`` the scheduler uses the CeleryExecutor instead: a Redis broker
+(``redis-server``) joins the stack and N ``airflow celery worker`` processes run the tasks, each
+set up as another machine would be (``pipelines.cli.celery_stack``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.cli import postgres, stack
+from pipelines.cli import celery_stack, postgres, stack
 from pipelines.config import Settings, load_settings
 
 TERMINAL = ("success", "failed")
@@ -133,6 +137,8 @@ class LiveStack:
     api: AirflowApi
     started: list[str]  # service names, in start order
     pgids: dict[str, int]  # service name -> process group id
+    workers: dict[str, str] = field(default_factory=dict)  # Celery worker service name -> the host name it reports
+    broker: celery_stack.Broker | None = None
 
     @property
     def airflow_url(self) -> str:
@@ -174,14 +180,26 @@ def _airflow_env(settings: Settings, environ: dict, cluster: postgres.Cluster) -
 
 @contextmanager
 def live_stack(
-    root: Path, airflow_port: int, mlflow_port: int, pg_port: int, echo=print, health_timeout: float = 300
+    root: Path,
+    airflow_port: int,
+    mlflow_port: int,
+    pg_port: int,
+    echo=print,
+    health_timeout: float = 300,
+    celery_workers: int = 0,
+    redis_port: int | None = None,
+    worker_concurrency: int = 2,
 ) -> Iterator[LiveStack]:
-    """PostgreSQL, MLflow and Airflow's four components for the length of a block (see the module doc)."""
+    """PostgreSQL, MLflow and Airflow's four components for the length of a block (see the module doc);
+    with ``celery_workers``, Redis and that many Celery workers too (``redis_port`` required)."""
+    if celery_workers and not redis_port:
+        raise ValueError("live_stack: celery_workers needs a redis_port for the broker")
     environ = live_environ(root, airflow_port, mlflow_port)
     settings = load_settings(environ)
     started: list[tuple[str, int]] = []  # (name, stop signal)
     pgids: dict[str, int] = {}
-    cluster = None
+    cluster = broker = None
+    workers: dict[str, str] = {}
 
     def _start(service: stack.Service, env: dict, timeout: float = 240) -> None:
         t0 = time.monotonic()
@@ -204,18 +222,28 @@ def live_stack(
         t0 = time.monotonic()
         stack.migrate(settings, env)
         echo(f"  airflow db migrate on PostgreSQL ({time.monotonic() - t0:.0f}s)")
+        if celery_workers:
+            broker = celery_stack.Broker.create(root / "redis", redis_port)
+            _start(broker.service(), environ)
+            env = celery_stack.celery_env(env, broker.url(), cluster.url("airflow", "postgresql+psycopg2"))
         for service in stack.airflow_components(settings):
             _start(service, env)
         stack.wait_healthy(settings, health_timeout)
+        for name in celery_stack.WORKER_NAMES[:celery_workers]:
+            workers[name] = f"{name}.example"  # the machine it stands for
+            wenv = celery_stack.worker_env(env, root / name, workers[name], seed_cache=settings.cache_dir)
+            log = settings.state_dir / "logs" / f"{name}.log"
+            _start(celery_stack.worker_service(name, wenv, log, broker, worker_concurrency), wenv)
         api = AirflowApi(settings.airflow.url, stack.ADMIN_USER, stack.admin_password(settings) or "")
-        yield LiveStack(settings, env, cluster, api, [n for n, _ in started], pgids)
+        yield LiveStack(settings, env, cluster, api, [n for n, _ in started], pgids, workers, broker)
     finally:
         for name, sig in reversed(started):
             t0 = time.monotonic()
             stack.stop(settings, name, sig=sig)
             echo(f"  stopped {name} ({time.monotonic() - t0:.0f}s)")
         left = [name for name, pgid in pgids.items() if stack._group_alive(pgid)]
-        answering = [port for port in (airflow_port, mlflow_port, pg_port) if _listening(port)]
+        ports = (airflow_port, mlflow_port, pg_port, *([broker.port] if broker else []))
+        answering = [port for port in ports if _listening(port)]
         if cluster is not None and not left:
             postgres.remove_cluster(cluster)
         if left or answering:

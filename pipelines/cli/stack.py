@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -25,12 +23,20 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pipelines.cli.auth import (  # noqa: F401  (re-exported: the stack's secrets live in auth)
+    ADMIN_USER,
+    AUTH_FILE,
+    admin_password,
+    admin_passwords_file,
+    airflow_home,
+    password_hint,
+    persistent_secret,
+    secret_files,
+    write_private,
+)
 from pipelines.config import Settings
 from pipelines.constants import REPO_ROOT
 
-ADMIN_USER = "admin"
-# The SimpleAuthManager's users -> passwords (JSON), under AIRFLOW_HOME; owner-only, never printed.
-AUTH_FILE = "simple_auth_manager_passwords.json"
 # Airflow's SQLite connections wait this long for a lock instead of failing at once with
 # "database is locked" when the scheduler, API server and a CLI command write together.
 SQLITE_CONNECT_ARGS = {"timeout": 60}
@@ -62,71 +68,9 @@ def airflow_tasks_command() -> list[str]:
     return [sys.executable, "-m", "pipelines.cli.airflow_cli"]
 
 
-def airflow_home(settings: Settings) -> Path:
-    return settings.state_dir / "airflow"
-
-
 def run_dir(settings: Settings) -> Path:
     path = settings.state_dir / "run"
     path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def write_private(path: Path, text: str, replace: bool = False) -> bool:
-    """Write ``text`` to ``path`` readable by its owner only; False when it exists and ``replace`` is off.
-
-    The file is created with mode 0600 (``mkstemp``), never wider for a moment, under a temporary
-    name, then linked (or, with ``replace``, renamed) into place: nobody reads half a secret, and
-    of two processes creating the same secret the first one wins.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-        if replace:
-            os.replace(tmp, path)
-            return True
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def secret_files(settings: Settings) -> dict[str, Path]:
-    """Airflow settings whose values are secrets generated once per checkout, and their owner-only files."""
-    home = airflow_home(settings)
-    return {"AIRFLOW__API_AUTH__JWT_SECRET": home / ".jwt_secret", "AIRFLOW__API__SECRET_KEY": home / ".api_secret_key"}
-
-
-def _persistent_secret(path: Path) -> str:
-    """A secret generated once per checkout, so every Airflow process signs and checks the same tokens."""
-    write_private(path, secrets.token_urlsafe(32))
-    return path.read_text().strip()
-
-
-def admin_passwords_file(settings: Settings) -> Path:
-    """The SimpleAuthManager's passwords file, holding the admin's password (made here, 0600, if missing).
-
-    Made before any Airflow command runs: Airflow would otherwise generate the password itself and
-    print it to stdout, that is into the API server's log. A file an older checkout left readable
-    to others is made owner-only.
-    """
-    path = airflow_home(settings) / AUTH_FILE
-    try:
-        passwords = json.loads(path.read_text() or "{}")
-    except (FileNotFoundError, ValueError):
-        passwords = {}
-    if not isinstance(passwords, dict):
-        passwords = {}
-    if ADMIN_USER in passwords:
-        path.chmod(0o600)  # a file an older checkout left readable to others
-    else:
-        passwords[ADMIN_USER] = secrets.token_urlsafe(16)
-        write_private(path, json.dumps(passwords) + "\n", replace=path.exists())
     return path
 
 
@@ -151,7 +95,7 @@ def airflow_env(settings: Settings, base: dict | None = None, database_url: str 
             "AIRFLOW__API__HOST": af.host,
             "AIRFLOW__API__PORT": str(af.port),
             "AIRFLOW__API__BASE_URL": af.url,
-            **{key: _persistent_secret(path) for key, path in secret_files(settings).items()},
+            **{key: persistent_secret(path) for key, path in secret_files(settings).items()},
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(admin_passwords_file(settings)),
             "MLFLOW_TRACKING_URI": settings.mlflow.server_url,
@@ -312,7 +256,8 @@ def wait_healthy(settings: Settings, timeout: float = 300) -> None:
     health: dict = {}
     while time.monotonic() < deadline:
         for svc in airflow_components(settings):
-            if running_pid(settings, svc.name) is None:
+            pid = running_pid(settings, svc.name)
+            if pid is None or not _group_alive(pid):  # _group_alive reaps a leader that exited (a zombie)
                 log = settings.state_dir / "logs" / f"{svc.name}.log"
                 raise RuntimeError(f"{svc.name} exited; see {log}:\n{_tail(log)}")
         health = airflow_health(settings)
@@ -371,19 +316,6 @@ def migrate(settings: Settings, env: dict) -> None:
         rc = subprocess.call([_bin("airflow"), "db", "migrate"], env=env, stdout=out, stderr=subprocess.STDOUT)
     if rc != 0:
         raise RuntimeError(f"airflow db migrate failed (exit {rc}); see {log}:\n{_tail(log)}")
-
-
-def password_hint(settings: Settings) -> str:
-    """Where the admin's password is (it is never printed: terminal output ends up in logs)."""
-    return f'password: the "{ADMIN_USER}" entry of {airflow_home(settings) / AUTH_FILE} (readable by you only)'
-
-
-def admin_password(settings: Settings) -> str | None:
-    path = airflow_home(settings) / AUTH_FILE
-    try:
-        return json.loads(path.read_text()).get(ADMIN_USER)
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
 
 
 @contextmanager

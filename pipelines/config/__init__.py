@@ -21,17 +21,22 @@ from typing import Any
 
 import yaml
 
+from pipelines.config.errors import SettingsError
+from pipelines.config.operations import (  # noqa: F401 - `from pipelines.config import ...` keeps working
+    LOG_DURABILITY,
+    ABSettings,
+    DemoMonitoringSettings,
+    DemoSettings,
+    MonitoringSettings,
+    ServingSettings,
+)
 from pipelines.constants import CONFIG_DIR, INCLUDE_DIR, REPO_ROOT
-from pipelines.errors import DataError
 
 ENV_PREFIX = "MLP_"
 USER_DIR_ENV = "MLP_USER_DIR"
-DATASET_KINDS = ("classification", "ratings", "series")
+DATASET_KINDS = ("classification", "ratings", "series", "text", "images")
+TEXT_ROLES = ("text", "label")  # kind text: columns.text and columns.label
 RATING_ROLES = ("user", "item", "rating", "timestamp")
-
-
-class SettingsError(DataError, ValueError):
-    """A setting is missing, unknown or has the wrong type."""
 
 
 @dataclass(frozen=True)
@@ -83,33 +88,6 @@ class FeatureSettings:
     dataset: str = "adult"
     max_quarantine_fraction: float = 0.2
     split: SplitSettings = field(default_factory=SplitSettings)
-
-
-@dataclass(frozen=True)
-class DemoMonitoringSettings:
-    """The demo's production traffic: held-out rows replayed through the serving API, monitored daily."""
-
-    start: str = "2026-01-05"  # first replayed day (after the feature dates)
-    days: int = 4  # replayed days, one monitoring DAG run each (0: skip this part of the demo)
-    rows_per_day: int = 1000  # held-out (gold test split) rows sent per day
-    drift_from: str = "2026-01-08"  # drift is injected into this day and the ones after it
-    drift: Mapping[str, Any] = field(default_factory=dict)  # pipelines.serving.replay.inject_drift arguments
-    retrain: Mapping[str, Any] = field(
-        default_factory=dict
-    )  # training Params of the retraining run monitoring triggers
-    retrain_timeout_s: int = 1800  # give up waiting for the triggered training run after this long
-
-
-@dataclass(frozen=True)
-class DemoSettings:
-    start: str = "2026-01-01"
-    days: int = 4
-    files_per_day: int = 4
-    training: Mapping[str, Any] = field(default_factory=dict)  # Params for the demo's training run
-    monitoring: DemoMonitoringSettings = field(default_factory=DemoMonitoringSettings)
-    deep: bool = True  # also run reviews -> features -> sentiment, and image (small budgets below)
-    sentiment: Mapping[str, Any] = field(default_factory=dict)  # Params for the demo's sentiment run
-    image: Mapping[str, Any] = field(default_factory=dict)  # Params for the demo's image run
 
 
 @dataclass(frozen=True)
@@ -174,15 +152,28 @@ class ForecastingSettings:
     patience: int = 6
     models: tuple = ("seasonal_naive", "sarimax", "lightgbm", "lstm", "lstm_transformer")
     known_covariates: Mapping[str, Any] = field(default_factory=dict)  # dataset -> covariates planned ahead
-    missing_dates: str = "fill"  # fill (interpolate short gaps) or refuse
+    missing_dates: str = "fill"  # fill (interpolate short gaps), zero or refuse; a contract's gold.missing wins
     max_fill_gap_days: int = 3
     seasons: Mapping[str, Any] = field(default_factory=lambda: {"daily": 7, "weekly": 52, "monthly": 13})
     sarimax_max_train_days: int = 730
     gate_max_mase: float = 1.0  # the best model is registered only with a daily MASE below this
 
     def __post_init__(self) -> None:
-        if self.missing_dates not in ("fill", "refuse"):
-            raise SettingsError(f"forecasting.missing_dates must be 'fill' or 'refuse', got {self.missing_dates!r}")
+        if self.missing_dates not in ("fill", "interpolate", "zero", "refuse"):
+            raise SettingsError(
+                f"forecasting.missing_dates must be fill (interpolate), zero or refuse, got {self.missing_dates!r}"
+            )
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Choices of the training DAG its form leaves empty (pipelines/training)."""
+
+    # Rules a model must pass to be selected (the form's `gate`, when empty). Default: its CV ROC-AUC beats
+    # the baseline's in the same folds by more than 0.002 and by more than twice the lift's standard error
+    # (pipelines/training/baseline.py). The seed's absolute rules are the option
+    # {"cv_roc_auc": "> 0.85", "latency_p99_ms": "< 100"}.
+    gate: Mapping[str, Any] = field(default_factory=lambda: {"cv_roc_auc_lift": "> 0.002", "cv_roc_auc_lift_z": "> 2"})
 
 
 @dataclass(frozen=True)
@@ -227,87 +218,6 @@ class DeepSettings:
 
 
 @dataclass(frozen=True)
-class ABSettings:
-    """A/B test of the challenger against the champion in the serving API ("" experiment: no test)."""
-
-    experiment: str = ""  # name hashed with each unit id (changing it reshuffles the arms)
-    challenger_fraction: float = 0.5  # share of units routed to the challenger
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.challenger_fraction <= 1:
-            raise SettingsError(f"serving.ab.challenger_fraction must be in [0, 1], got {self.challenger_fraction}")
-
-
-LOG_DURABILITY = ("journal_fsync", "journal", "memory")  # serving.log_durability, strongest first
-
-
-@dataclass(frozen=True)
-class ServingSettings:
-    """The real-time prediction API (pipelines.serving)."""
-
-    host: str = "127.0.0.1"
-    port: int = 8000
-    model: str = "adult_classifier"  # registered model served by its champion alias
-    reload_interval_s: float = 30.0  # how often the aliases are polled for a new version
-    max_body_bytes: int = 1_048_576  # larger request bodies get a 413
-    log_batch_rows: int = 500  # the prediction log writes a Parquet file once this many rows wait ...
-    log_flush_interval_s: float = 5.0  # ... or this many seconds passed
-    # journal_fsync: each request's rows are written and fsynced before the answer (survive kill -9 and power loss);
-    # journal: written to the OS before the answer (survive kill -9, a crash of the process); memory: lost then
-    log_durability: str = "journal"
-    explain_permutations: int = 4  # permutation explainer cost per /explain row
-    max_rows_per_request: int = 5000  # a longer list of rows gets a 413 (split the batch)
-    body_timeout_s: float = 10.0  # a request body not fully arrived after this many seconds gets a 408
-    keep_alive_timeout_s: int = 5  # uvicorn closes a keep-alive connection idle this long
-    contract_policy: str = "flag"  # rows against the model's data contract: reject (422) | flag | off
-    cors_origins: tuple = ()  # browser origins allowed to call the API ("*": any); none by default
-    allowed_hosts: tuple = ()  # Host names accepted besides loopback and `host` ("*": any)
-    ab: ABSettings = field(default_factory=ABSettings)
-
-    def __post_init__(self) -> None:
-        if self.max_body_bytes < 1 or self.log_batch_rows < 1 or self.reload_interval_s <= 0:
-            raise SettingsError("serving.max_body_bytes, log_batch_rows and reload_interval_s must be positive")
-        if self.log_durability not in LOG_DURABILITY:
-            raise SettingsError(
-                f"serving.log_durability must be one of {list(LOG_DURABILITY)}, got {self.log_durability!r}"
-            )
-        if self.max_rows_per_request < 1 or self.body_timeout_s <= 0 or self.keep_alive_timeout_s < 1:
-            raise SettingsError(
-                "serving.max_rows_per_request, body_timeout_s and keep_alive_timeout_s must be positive"
-            )
-        if self.contract_policy == "False":  # YAML 1.1 reads an unquoted `off` as false
-            object.__setattr__(self, "contract_policy", "off")
-        if self.contract_policy not in ("reject", "flag", "off"):
-            raise SettingsError(f"serving.contract_policy must be reject, flag or off, got {self.contract_policy!r}")
-        for name in ("cors_origins", "allowed_hosts"):
-            value = getattr(self, name)
-            value = (value,) if isinstance(value, str) else tuple(value or ())
-            if not all(isinstance(v, str) and v for v in value):
-                raise SettingsError(f"serving.{name} must be a list of non-empty strings, got {value!r}")
-            object.__setattr__(self, name, value)  # a YAML list (or one string) as a tuple: hashable, frozen
-
-
-@dataclass(frozen=True)
-class MonitoringSettings:
-    """The monitoring DAG (pipelines.monitoring): degradation, drift and anomaly thresholds."""
-
-    model: str = "adult_classifier"
-    reference_dataset: str = "adult"  # gold dataset whose train split is the drift reference
-    labels_dataset: str = "labels"  # lake table labels/<model>/ds=...: unit_id, label
-    window: int = 10  # degradation: mean ROC-AUC of the latest `window` batches vs the `window` before
-    max_auc_drop: float = 0.05  # alert when that mean drops by more than this fraction
-    psi_bins: int = 10  # PSI: quantile bins of the reference (numeric), one bin per category
-    psi_threshold: float = 0.2  # PSI above this is drift (0.1-0.2: moderate, > 0.2: significant)
-    p_value: float = 0.01  # KS / chi-square drift when p < this
-    anomaly_quantile: float = 0.99  # anomaly alert: rows above this quantile of the reference's score ...
-    anomaly_max_share: float = 0.05  # ... exceed this share of a batch
-    gmm_max_components: int = 6  # GaussianMixture components tried (chosen by BIC)
-    notifier: str = "log"  # log | webhook
-    webhook_url: str = ""
-    retrain_on_alert: bool = True  # degradation or drift triggers the training DAG
-
-
-@dataclass(frozen=True)
 class Settings:
     state_dir: Path
     lake_root: str
@@ -321,6 +231,7 @@ class Settings:
     datasets: Mapping[str, DatasetSpec]
     recommendation: RecommendationSettings = field(default_factory=RecommendationSettings)
     forecasting: ForecastingSettings = field(default_factory=ForecastingSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
     deep: DeepSettings = field(default_factory=DeepSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
@@ -413,6 +324,7 @@ _NESTED = {
     ("Settings", "demo"): DemoSettings,
     ("DemoSettings", "monitoring"): DemoMonitoringSettings,
     ("Settings", "forecasting"): ForecastingSettings,
+    ("Settings", "training"): TrainingSettings,
     ("Settings", "deep"): DeepSettings,
     ("FeatureSettings", "split"): SplitSettings,
     ("Settings", "recommendation"): RecommendationSettings,
@@ -471,10 +383,9 @@ def _dataset(data: Any, where: str) -> DatasetSpec:
     spec = _build(DatasetSpec, data, where)
     if spec.kind and spec.kind not in DATASET_KINDS:
         raise SettingsError(f"{where}.kind must be one of {list(DATASET_KINDS)}, got {spec.kind!r}")
-    if not isinstance(spec.columns, Mapping) or set(spec.columns) - set(RATING_ROLES):
-        raise SettingsError(
-            f"{where}.columns must map roles {list(RATING_ROLES)} to column names, got {spec.columns!r}"
-        )
+    roles = TEXT_ROLES if spec.kind == "text" else RATING_ROLES
+    if not isinstance(spec.columns, Mapping) or set(spec.columns) - set(roles):
+        raise SettingsError(f"{where}.columns must map roles {list(roles)} to column names, got {spec.columns!r}")
     return spec
 
 

@@ -38,6 +38,17 @@ def dataset_files(name: str, settings: Settings | None = None) -> list[Path]:
         return [_wheel_file(name, source[len(WHEEL_PREFIX) :], settings)]
     if source.startswith(SIM_PREFIX):
         return [_sim_file(name, source[len(SIM_PREFIX) :], settings)]
+    spec = settings.dataset(name)
+    if spec.kind == "images":  # a folder of class folders becomes its pixel table (pipelines/datasets/images.py)
+        from pipelines.datasets import images
+
+        path = Path(source.removeprefix("file://")).expanduser()
+        path = path if path.is_absolute() else REPO_ROOT / path
+        if images.is_image_folder(path):
+            opts = dict(spec.options or {})
+            shape = list(opts.get("shape") or [0, 0, 1])
+            size = tuple(shape[:2]) if opts.get("resize") else None
+            return [images.folder_parquet(path, settings.cache_dir, size, int(shape[2]))]
     return _user_files(name, source)
 
 

@@ -75,13 +75,19 @@ def draft_contract(
     time: str | None = None,
     roles: dict[str, str] | None = None,
     duplicates: str = "keep",
+    text: str | None = None,
+    image_options: dict | None = None,
 ) -> Draft:
     """The contract draft for a profiled file (``roles``: ratings role -> column, overriding the names found)."""
     if kind not in DATASET_KINDS:
         raise DraftError(f"--kind must be one of {list(DATASET_KINDS)}, got {kind!r}")
     if duplicates not in DUPLICATES:
         raise DraftError(f"--duplicates must be one of {list(DUPLICATES)}, got {duplicates!r}")
-    misplaced = {"--positive": kind != "classification" and positive is not None, "--time": kind != "series" and time}
+    misplaced = {
+        "--positive": kind not in ("classification", "text") and positive is not None,
+        "--time": kind != "series" and time,
+        "--text": kind != "text" and text,
+    }
     misplaced.update({f"--{r}": kind != "ratings" for r in roles or {}})
     if any(misplaced.values()):
         flags = ", ".join(flag for flag, bad in misplaced.items() if bad)
@@ -93,16 +99,38 @@ def draft_contract(
     gold: dict = {}
     if kind == "classification":
         target = _label_column(profile, label)
-        gold["label"] = {"column": target.name, "positive": _positive(target, positive, draft)}
+        if positive is None and len(target.counts or {}) > 2:  # every value a class (gold.label.multiclass)
+            gold["label"] = {"column": target.name, "multiclass": True}
+            special = {target.name: "label, multi-class"}
+            draft.notes.append(
+                f"label {target.source!r} has {len(target.counts)} classes ({', '.join(map(repr, target.counts))}): "
+                "a multi-class model; --positive VALUE trains that class against the rest instead"
+            )
+            if target.nulls:
+                draft.notes.append(f"{target.nulls} sampled row(s) have no label: silver quarantines them")
+        else:
+            gold["label"] = {"column": target.name, "positive": _positive(target, positive, draft)}
+            special = {target.name: f"label, positive class {gold['label']['positive']!r}"}
         _drops(profile, {target.name}, drops)
-        special = {target.name: f"label, positive class {gold['label']['positive']!r}"}
     elif kind == "series":
         when = _time_column(profile, time)
         value = _value_column(profile, label, when)
-        gold = {"label": {"column": value.name}, "time": when.name}
+        # A series has no covariates unless declared; its frequency is inferred from the times (or gold.freq).
+        gold = {"label": {"column": value.name}, "time": when.name, "covariates": [], "missing": "interpolate"}
         _drops(profile, {when.name, value.name}, drops)
         special = {when.name: "time: gold is ordered and split by it", value.name: "value to forecast"}
         draft.notes.append(f"time column {when.source!r}, value {value.source!r}; change with --time / --label")
+        draft.notes.append("frequency inferred from the times (declare gold.freq to fix it); no covariates")
+        if not when.unique:
+            gold["aggregate"] = "sum"
+            draft.notes.append(
+                f"rows repeat a {when.source!r} timestamp: {value.source!r} is summed per period "
+                "(gold.aggregate: sum; count or mean are the other choices)"
+            )
+    elif kind in ("text", "images"):
+        from pipelines.datasets.draft_deep import deep_roles
+
+        gold, special = deep_roles(profile, kind, label, positive, text, image_options or {}, draft, drops)
     else:
         mapping = _rating_roles(profile, roles or {})
         gold = {"unlabelled": True}
@@ -117,6 +145,10 @@ def draft_contract(
         columns[col.name] = rule
         draft.comments[col.name] = comment
         draft.rules[col.name] = said
+    if kind == "text":  # an empty text is missing: silver quarantines it
+        columns[draft.entry["columns"]["text"]].pop("nullable", None)
+    if kind == "images" and "unreadable" in columns:  # any reason there quarantines the row, keeping the reason
+        columns["unreadable"] = {"type": "string", "nullable": True, "allowed": []}
     key = _key(profile, kind, gold, drops, duplicates, draft)
     gold["drop"] = [c.name for c in profile.columns if c.name in drops]
     draft.contract = {"name": name, "na_values": list(NA_VALUES), "key": key, "columns": columns, "gold": gold}
@@ -175,10 +207,7 @@ def _positive(target: ColumnProfile, positive: str | None, draft: Draft) -> str:
     change = "pass --positive VALUE or edit gold.label.positive"
     draft.notes.append(f"label {target.source!r} ({values}): positive class {chosen!r}, {why}; {change}")
     if len(counts) > 2:
-        draft.notes.append(
-            f"label {target.source!r} has {len(counts)} classes: training is binary today, so the draft trains "
-            f"{chosen!r} against the rest"
-        )
+        draft.notes.append(f"label {target.source!r} has {len(counts)} classes: {chosen!r} is trained against the rest")
     if target.nulls:
         draft.notes.append(f"{target.nulls} sampled row(s) have no label: silver quarantines them")
     return chosen
@@ -189,12 +218,15 @@ def _time_column(profile: TableProfile, time: str | None) -> ColumnProfile:
         when = _find(profile, time, "--time")
         if when.type != "date":
             raise DraftError(
-                f"--time {time!r} holds {when.type} values, not dates; a time column's values must be YYYY-MM-DD"
+                f"--time {time!r} holds {when.type} values, not dates; a time column's values must be YYYY-MM-DD "
+                "or YYYY-MM"
             )
         return when
     dates = [c for c in profile.columns if c.type == "date"]
     if not dates:
-        raise DraftError("no date column (YYYY-MM-DD values) in the file; pass --time COLUMN with such dates")
+        raise DraftError(
+            "no date column (YYYY-MM-DD or YYYY-MM values) in the file; pass --time COLUMN with such dates"
+        )
     return dates[0]
 
 
@@ -310,8 +342,8 @@ def _key(profile: TableProfile, kind: str, gold: dict, drops: dict, duplicates: 
             draft.key_comment = "one row per date: a repeated date is a duplicate"
             return [gold["time"]]
         draft.notes.append(
-            f"dates of {gold['time']!r} repeat in the sample: if the file holds one series, set `key: [{gold['time']}]` "
-            "so a repeated date is quarantined"
+            f"dates of {gold['time']!r} repeat in the sample, so rows add up per period (gold.aggregate); if the "
+            f"repeats are re-sends of one row instead, set `key: [{gold['time']}]` and drop gold.aggregate"
         )
     if kind == "ratings":
         cols = draft.entry["columns"]

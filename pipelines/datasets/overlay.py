@@ -80,7 +80,13 @@ def add_dataset(
     """
     _check_name(name, force)
     ref = source_ref(source)
-    entry_settings = replace(settings, datasets={**settings.datasets, name: DatasetSpec(source=ref)})
+    spec = DatasetSpec(source=ref)
+    if options.get("kind") == "images":  # class folders are read as a pixel table (pipelines/datasets/images.py)
+        from pipelines.datasets.images import image_options
+
+        spec = DatasetSpec(source=ref, kind="images", options=image_options(ref, options))
+        options["image_options"] = dict(spec.options)
+    entry_settings = replace(settings, datasets={**settings.datasets, name: spec})
     sample = read_sample(dataset_files(name, entry_settings), sample_rows)
     profile = profile_table(sample, ref)
     draft = draft_contract(profile, name, ref, **options)

@@ -129,18 +129,18 @@ def density_figure(model: GMMClusterer, X, feature_names: tuple[str, str] = ("x1
     return fig
 
 
-def run_gmm(params: dict | None = None, settings=None, tags: dict | None = None) -> dict:
-    """Cluster the image data projected on its 2 first principal components; BIC table, density plot to MLflow."""
+def run_gmm(params: dict | None = None, settings=None, tags: dict | None = None, ds: str | None = None) -> dict:
+    """Cluster the images (reference or the user's) projected on its 2 first principal components; BIC table, density plot to MLflow."""
     import mlflow
     from sklearn.decomposition import PCA
 
     from pipelines.config import load_settings
-    from pipelines.deep.vision import load_images
+    from pipelines.deep.vision.run import image_data
     from pipelines.tracking import get_or_start_run
 
     settings = settings or load_settings()
     params, cfg = dict(params or {}), settings.deep
-    data = load_images(params.get("source", cfg.image_dataset), settings.seed, max_train_rows=params.get("max_rows", 0))
+    data = image_data(params, settings, params.get("ds") or ds)  # the reference data or a user's images
     X = PCA(2, random_state=settings.seed).fit_transform(data.X_train.reshape(len(data.X_train), -1))
     model = GMMClusterer(cfg.gmm_max_components, cfg.gmm_covariance, seed=settings.seed).fit(X)
     flagged = int(model.is_anomaly(X).sum())

@@ -7,12 +7,7 @@ logical date, and returns a small JSON-able manifest (URIs, counts, hashes) for 
 from __future__ import annotations
 
 from pipelines.config import Settings, load_settings
-from pipelines.lake import Lake
-
-
-def _ctx(settings: Settings | None) -> tuple[Settings, Lake]:
-    settings = settings or load_settings()
-    return settings, Lake(settings.lake_root)
+from pipelines.steps import RunContext
 
 
 def land(dataset: str, ds: str, simulate: bool = True, settings: Settings | None = None) -> list[str]:
@@ -20,7 +15,8 @@ def land(dataset: str, ds: str, simulate: bool = True, settings: Settings | None
     from pipelines.datasets import load_dataset
     from pipelines.features import landing, publish
 
-    settings, lake = _ctx(settings)
+    ctx = RunContext.create(dataset, ds, settings)
+    settings, lake = ctx.settings, ctx.lake
     demo = settings.demo
     contract = _contract(settings, dataset) if simulate else None
     series = (contract.time, contract.label) if contract and contract.time else None
@@ -50,33 +46,32 @@ def ingest(dataset: str, ds: str, source: str, batch_id: str, settings: Settings
     """One landing file into bronze staging; a file that does not fit the dataset's contract is quarantined whole."""
     from pipelines.features import bronze
 
-    settings, lake = _ctx(settings)
-    return bronze.ingest_file(lake, dataset, ds, source, batch_id, _contract(settings, dataset))
+    ctx = RunContext.create(dataset, ds, settings)
+    return bronze.ingest_file(ctx.lake, dataset, ds, source, batch_id, _contract(ctx.settings, dataset))
 
 
 def commit(dataset: str, ds: str, parts: list[dict], settings: Settings | None = None) -> dict:
     from pipelines.features import bronze
 
-    _, lake = _ctx(settings)
-    return bronze.commit_bronze(lake, dataset, ds, list(parts))
+    return bronze.commit_bronze(RunContext.create(dataset, ds, settings).lake, dataset, ds, list(parts))
 
 
 def make_silver(dataset: str, ds: str, settings: Settings | None = None) -> dict:
     from pipelines.features.contracts import load_contract
     from pipelines.features.silver import build_silver
 
-    settings, lake = _ctx(settings)
-    contract = load_contract(settings.dataset(dataset).contract or dataset)
-    return build_silver(lake, contract, dataset, ds, settings.features.max_quarantine_fraction)
+    ctx = RunContext.create(dataset, ds, settings)
+    contract = load_contract(ctx.settings.dataset(dataset).contract or dataset)
+    return build_silver(ctx.lake, contract, dataset, ds, ctx.settings.features.max_quarantine_fraction)
 
 
 def make_gold(dataset: str, ds: str, settings: Settings | None = None) -> dict:
     from pipelines.features.contracts import load_contract
     from pipelines.features.gold import build_gold
 
-    settings, lake = _ctx(settings)
-    contract = load_contract(settings.dataset(dataset).contract or dataset)
-    return build_gold(lake, contract, dataset, ds, settings.features.split, settings.seed)
+    ctx = RunContext.create(dataset, ds, settings)
+    contract = load_contract(ctx.settings.dataset(dataset).contract or dataset)
+    return build_gold(ctx.lake, contract, dataset, ds, ctx.settings.features.split, ctx.seed)
 
 
 def run(dataset: str, ds: str, simulate: bool = True, batch_id: str = "cli", settings: Settings | None = None) -> dict:
@@ -96,6 +91,6 @@ def log_quality(dataset: str, ds: str, airflow_run_id: str, settings: Settings |
     from pipelines.constants import BRONZE, GOLD, SILVER
     from pipelines.tracking import log_feature_quality
 
-    settings, lake = _ctx(settings)
-    manifests = {layer: lake.read_manifest(layer, dataset, ds) for layer in (BRONZE, SILVER, GOLD)}
-    return log_feature_quality(settings, manifests, airflow_run_id)
+    ctx = RunContext.create(dataset, ds, settings, airflow_run_id=airflow_run_id)
+    manifests = {layer: ctx.lake.read_manifest(layer, dataset, ds) for layer in (BRONZE, SILVER, GOLD)}
+    return log_feature_quality(ctx.settings, manifests, airflow_run_id)

@@ -21,9 +21,23 @@ from pipelines.config import user_dir
 from pipelines.constants import CONTRACTS_DIR
 from pipelines.errors import DataError
 
-TYPES = {"int": pa.int64(), "float": pa.float64(), "string": pa.string(), "bool": pa.bool_(), "date": pa.date32()}
+TYPES = {
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "string": pa.string(),
+    "bool": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("s"),
+}
 _INT_RE = r"^[+-]?[0-9]{1,18}$"
 _DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_MONTH_RE = r"^[0-9]{4}-[0-9]{2}$"  # YYYY-MM: a date on the first of the month
+_ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+SERIES_RULES = {
+    "freq": ("hourly", "daily", "weekly", "monthly", "quarterly", "yearly"),
+    "aggregate": ("sum", "count", "mean"),
+    "missing": ("interpolate", "zero", "refuse"),
+}
 _FLOAT_RE = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _TRUE, _FALSE = ["true", "t", "yes", "y", "1"], ["false", "f", "no", "n", "0"]
 
@@ -41,6 +55,7 @@ class ColumnRule:
     max: float | None = None
     allowed: tuple | None = None
     map: dict = field(default_factory=dict)
+    format: str | None = None  # date / timestamp written another way: a strptime format ("%d/%m/%Y")
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -55,9 +70,11 @@ class Contract:
     key: tuple[str, ...] = ()
     label: str | None = None
     positive: str | None = None  # None: the label is the column's numeric value (regression, forecasting)
+    multiclass: bool = False  # gold.label.multiclass: every value of the label is a class (no positive)
     drop: tuple[str, ...] = ()
     unlabelled: bool = False  # gold without a label (ratings, dimension tables): features and split only
     time: str | None = None  # a time series: gold is ordered by this column and split in time order
+    series: dict = field(default_factory=dict)  # a series' rules: freq, season, aggregate, missing, max_gap, covariates
 
     @property
     def column_names(self) -> list[str]:
@@ -72,6 +89,11 @@ class Contract:
 def snake_case(name: str) -> str:
     """'Educational-Num ' -> 'educational_num'."""
     return re.sub(r"[^0-9a-zA-Z]+", "_", name.strip()).strip("_").lower()
+
+
+def camel_snake_case(name: str) -> str:
+    """'movieId' -> 'movie_id', 'HTTPStatus' -> 'http_status': snake_case with camelCase words split too."""
+    return snake_case(re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name.strip()))
 
 
 def load_contract(name: str, directory: Path | None = None) -> Contract:
@@ -92,7 +114,7 @@ def parse_contract(spec: dict, where: str = "contract") -> Contract:
     columns = []
     for col, rule in (spec.get("columns") or {}).items():
         rule = dict(rule or {})
-        unknown = set(rule) - {"type", "nullable", "min", "max", "allowed", "map"}
+        unknown = set(rule) - {"type", "nullable", "min", "max", "allowed", "map", "format"}
         if unknown:
             raise ContractError(f"{where}: column {col!r} has unknown rule(s) {sorted(unknown)}")
         if rule.get("type", "string") not in TYPES:
@@ -115,9 +137,11 @@ def parse_contract(spec: dict, where: str = "contract") -> Contract:
         key=key,
         label=snake_case(label["column"]) if label.get("column") else None,
         positive=str(label["positive"]) if "positive" in label else None,
+        multiclass=bool(label.get("multiclass", False)),
         drop=tuple(snake_case(c) for c in gold.get("drop", [])),
         unlabelled=bool(gold.get("unlabelled", False)),
         time=snake_case(gold["time"]) if gold.get("time") else None,
+        series=_series_rules(gold, where),
     )
     if contract.unlabelled and contract.label:
         raise ContractError(f"{where}: gold.unlabelled is true but gold.label is set; keep one of them")
@@ -126,16 +150,58 @@ def parse_contract(spec: dict, where: str = "contract") -> Contract:
         if ref not in names:
             raise ContractError(f"{where}: {ref!r} is used as key/label/time/drop but is not a contract column")
     kinds = {c.name: c.type for c in columns}
-    if contract.time and kinds[contract.time] != "date":
+    if contract.time and kinds[contract.time] not in ("date", "timestamp"):
         raise ContractError(
-            f"{where}: gold.time column {contract.time!r} must have type date, not {kinds[contract.time]}"
+            f"{where}: gold.time column {contract.time!r} must have type date or timestamp, not {kinds[contract.time]}"
         )
-    if contract.label and contract.positive is None and kinds[contract.label] not in ("int", "float"):
+    if contract.series and not contract.time:
+        raise ContractError(f"{where}: gold.{sorted(contract.series)[0]} needs gold.time (the series' time column)")
+    unknown_cov = [c for c in contract.series.get("covariates", []) if c not in names]
+    if unknown_cov:
+        raise ContractError(f"{where}: gold.covariates {unknown_cov} are not contract columns")
+    if contract.multiclass and contract.positive is not None:
+        raise ContractError(
+            f"{where}: label {contract.label!r} has both `positive` and `multiclass: true`; keep one of them"
+        )
+    if (
+        contract.label
+        and contract.positive is None
+        and not contract.multiclass
+        and kinds[contract.label]
+        not in (
+            "int",
+            "float",
+        )
+    ):
         raise ContractError(
             f"{where}: label {contract.label!r} has no `positive` class, so it must be numeric (int or float), "
-            f"not {kinds[contract.label]}; add `positive: <value>` for a binary label"
+            f"not {kinds[contract.label]}; add `positive: <value>` for a binary label or `multiclass: true`"
         )
     return contract
+
+
+def _series_rules(gold: dict, where: str) -> dict:
+    """gold.freq / season / aggregate / missing / max_gap / covariates, checked (docs/contracts.md)."""
+    out = {}
+    for key, allowed in SERIES_RULES.items():
+        if gold.get(key) is not None:
+            if str(gold[key]) not in allowed:
+                raise ContractError(f"{where}: gold.{key} is {gold[key]!r}; use one of {list(allowed)}")
+            out[key] = str(gold[key])
+    for key in ("season", "max_gap"):
+        if gold.get(key) is not None:
+            if (
+                not isinstance(gold[key], int)
+                or isinstance(gold[key], bool)
+                or gold[key] < (1 if key == "season" else 0)
+            ):
+                raise ContractError(f"{where}: gold.{key} must be a whole number >= 1, got {gold[key]!r}")
+            out[key] = int(gold[key])
+    if gold.get("covariates") is not None:
+        if not isinstance(gold["covariates"], list):
+            raise ContractError(f"{where}: gold.covariates must be a list of columns (or [] for none)")
+        out["covariates"] = [snake_case(c) for c in gold["covariates"]]
+    return out
 
 
 @dataclass
@@ -154,13 +220,26 @@ class ContractResult:
 def match_columns(contract: Contract, names: list[str]) -> tuple[dict[str, str], list[str]]:
     """The file column behind each contract column, and the file's other (extra) columns, snake_cased.
 
-    Names match after snake_case ('Educational-Num' is educational_num); names starting with '_'
-    are platform metadata. A ContractError names the columns missing, or those matched twice.
+    Names match after snake_case ('Educational-Num' is educational_num); a contract column no name
+    matches that way is matched with camelCase split as well ('movieId' is movie_id). Names starting
+    with '_' are platform metadata. A ContractError names the columns missing, or those matched twice.
     """
     found: dict[str, list[str]] = {}
     for name in names:
         if not name.startswith("_"):
             found.setdefault(snake_case(name), []).append(name)
+    for name in names:
+        camel = camel_snake_case(name)
+        plain = snake_case(name)
+        if (
+            not name.startswith("_")
+            and plain not in contract.column_names
+            and camel in contract.column_names
+            and camel not in found
+        ):
+            found[plain].remove(name)
+            found.setdefault(camel, []).append(name)
+    found = {k: v for k, v in found.items() if v}
     missing = [c for c in contract.column_names if c not in found]
     if missing:
         raise ContractError(
@@ -253,6 +332,10 @@ def _check_values(rule: ColumnRule, values: pa.Array, na: pa.Array) -> tuple[pa.
         typed = pc.cast(
             pc.floor_temporal(values, unit="day") if pa.types.is_timestamp(values.type) else values, pa.date32()
         )
+    elif rule.type == "timestamp" and (pa.types.is_date(values.type) or pa.types.is_timestamp(values.type)):
+        typed = pc.cast(
+            values if pa.types.is_timestamp(values.type) else pc.cast(values, pa.timestamp("s")), pa.timestamp("s")
+        )
     if typed is not None:
         v = None  # text of the values, only made when a message needs it
     else:
@@ -281,7 +364,14 @@ def _check_values(rule: ColumnRule, values: pa.Array, na: pa.Array) -> tuple[pa.
         ok = pc.match_substring_regex(v, _INT_RE if rule.type == "int" else _FLOAT_RE)
         flag(pc.invert(ok), "not an integer" if rule.type == "int" else "not a number")
         typed = pc.cast(pc.if_else(pc.fill_null(ok, False), v, pa.scalar(None, pa.string())), rule.arrow_type)
+    elif rule.type in ("date", "timestamp") and rule.format:
+        parsed = pc.strptime(v, format=rule.format, unit="s", error_is_null=True)
+        ok = pc.fill_null(pc.is_valid(parsed), False)
+        flag(pc.invert(ok), f"not a {rule.type} ({rule.format})")
+        typed = pc.cast(parsed, rule.arrow_type) if rule.type == "date" else parsed
     elif rule.type == "date":
+        month = pc.fill_null(pc.match_substring_regex(v, _MONTH_RE), False)
+        v = pc.if_else(month, pc.binary_join_element_wise(v, "-01", ""), v)  # YYYY-MM: the first of the month
         ok = pc.fill_null(pc.match_substring_regex(v, _DATE_RE), False)
         parsed = pc.strptime(
             pc.if_else(ok, v, pa.scalar(None, pa.string())), format="%Y-%m-%d", unit="s", error_is_null=True
@@ -290,6 +380,11 @@ def _check_values(rule: ColumnRule, values: pa.Array, na: pa.Array) -> tuple[pa.
         ok = pc.fill_null(pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), v), False)
         flag(pc.invert(ok), "not a date (YYYY-MM-DD)")
         typed = pc.cast(pc.if_else(ok, parsed, pa.scalar(None, parsed.type)), pa.date32())
+    elif rule.type == "timestamp":
+        typed = pa.nulls(len(v), pa.timestamp("s"))
+        for fmt in _ISO_FORMATS:  # ISO date-times, with or without seconds, "T" or a space; a date is its midnight
+            typed = pc.coalesce(typed, pc.strptime(v, format=fmt, unit="s", error_is_null=True))
+        flag(pc.and_(pc.is_valid(v), pc.is_null(typed)), "not an ISO date-time (YYYY-MM-DD HH:MM[:SS])")
     elif rule.type == "bool":
         lower = pc.utf8_lower(v)
         is_true, is_false = pc.is_in(lower, pa.array(_TRUE)), pc.is_in(lower, pa.array(_FALSE))

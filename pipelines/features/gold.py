@@ -14,7 +14,7 @@ A time series (a contract with ``gold.time``) is different: gold is ordered by t
 split follows time (the oldest labelled rows train, the newest test), since a shuffled split
 would let a model learn from the future. Rows without a label (a plan: future dates with
 their planned drivers) keep a null split. A label without a ``positive`` class is numeric
-and kept as its value.
+and kept as its value; a ``multiclass: true`` label is kept as its class name (text).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pipelines.config import SplitSettings
 from pipelines.constants import GOLD, LABEL, ROW_ID, SILVER, SPLIT, TEST, TRAIN, VALID
 from pipelines.features.contracts import Contract, ContractError, mix64
 from pipelines.features.publish import publish_chain
+from pipelines.features.silver import series_rows
 from pipelines.lake import Lake
 
 SPLITS = [TRAIN, VALID, TEST]
@@ -86,12 +87,15 @@ def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: Spl
     except (KeyError, pa.ArrowInvalid) as exc:
         raise ContractError(f"gold {dataset} {ds}: silver lacks a contract column ({exc}); rerun silver") from None
     if contract.time:
+        silver, features = series_rows(silver, contract, features, f"gold {dataset} {ds}")
         silver = silver.sort_by([(contract.time, "ascending")])
     ids = silver.column(ROW_ID).to_numpy()
     gold = _plain_text(silver.select([ROW_ID, *time, *features]))
-    numeric_label = contract.label is not None and contract.positive is None
+    numeric_label = contract.label is not None and contract.positive is None and not contract.multiclass
     if contract.label:
-        if numeric_label:
+        if contract.multiclass:  # the class as text: training codes the classes it finds over every partition
+            label = pc.cast(silver.column(contract.label), pa.string()).combine_chunks()
+        elif numeric_label:
             label = pc.cast(silver.column(contract.label), pa.float64()).combine_chunks()
         else:
             label = label_column(silver.column(contract.label), contract.positive)
@@ -108,7 +112,10 @@ def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: Spl
     for i, name in enumerate(SPLITS):
         rows = labelled & (codes == i)
         counts[name] = {"rows": int(rows.sum())}
-        if contract.label and not numeric_label:
+        if contract.multiclass:
+            values, n = np.unique(label_np[rows].astype(str), return_counts=True)
+            counts[name]["classes"] = {str(v): int(c) for v, c in zip(values, n, strict=True)}
+        elif contract.label and not numeric_label:
             counts[name]["positives"] = int(label_np[rows].sum())
     kinds = {r.name: r.type for r in contract.columns}
     extra = {}
@@ -118,6 +125,7 @@ def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: Spl
             "time": contract.time,
             "time_range": [str(pc.min(times).as_py()), str(pc.max(times).as_py())],
             "unlabelled_rows": int((~labelled).sum()),
+            "series": contract.series,
         }
     manifest = lake.write_partition(
         GOLD,
@@ -131,7 +139,7 @@ def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: Spl
             "dtypes": {f.name: str(f.type) for f in gold.schema},
             "label": LABEL if contract.label else None,
             "label_source": {"column": contract.label, "positive": contract.positive} if contract.label else None,
-            "label_kind": ("numeric" if numeric_label else "binary") if contract.label else None,
+            "label_kind": _label_kind(contract) if contract.label else None,
             "splits": counts,
             "split_fractions": {TRAIN: split.train, VALID: split.valid, TEST: split.test},
             "split_by": "time" if contract.time else "row hash",
@@ -143,6 +151,13 @@ def build_gold(lake: Lake, contract: Contract, dataset: str, ds: str, split: Spl
     )
     publish_chain(lake, dataset, ds, silver_manifest, staged)
     return manifest
+
+
+def _label_kind(contract: Contract) -> str:
+    """binary (a positive class), multiclass (every value a class) or numeric (the value itself)."""
+    if contract.multiclass:
+        return "multiclass"
+    return "binary" if contract.positive is not None else "numeric"
 
 
 def _isnull(values: np.ndarray) -> np.ndarray:

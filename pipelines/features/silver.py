@@ -183,3 +183,44 @@ def top_reasons(reasons: pa.Array, k: int = 10) -> dict[str, int]:
     counts = pc.value_counts(kinds).to_pylist()
     counts.sort(key=lambda c: (-c["counts"], c["values"]))
     return {c["values"]: c["counts"] for c in counts[:k]}
+
+
+def series_rows(table: pa.Table, contract: Contract, features: list[str], where: str) -> tuple[pa.Table, list[str]]:
+    """A time series' silver rows as one row per period: the contract's ``gold.aggregate`` (sum | count |
+    mean of the label per period, numeric features summed or averaged alike, text features left out)
+    turns event rows into the series; without it, rows that repeat a timestamp are refused, naming the
+    first repeats. Returns the rows (sorted by time) and the features kept."""
+    from pipelines.forecasting import freq as freqs
+
+    time, how = contract.time, contract.series.get("aggregate")
+    frame = table.to_pandas()
+    if not how:
+        repeated = frame[time][frame[time].duplicated() & frame[time].notna()]
+        if len(repeated):
+            first = ", ".join(str(t) for t in sorted(set(repeated))[:5])
+            raise ContractError(
+                f"{where}: {len(repeated)} row(s) repeat a timestamp of {time!r} (first: {first}); a series has one "
+                "row per period: declare how rows add up with gold.aggregate (sum | count | mean) in the contract, "
+                "or remove the repeats"
+            )
+        return table, features
+    kinds = {r.name: r.type for r in contract.columns}
+    numeric = [f for f in features if kinds[f] in ("int", "float")]
+    try:
+        f = freqs.resolve(frame[time].dropna(), contract.series.get("freq"), where)
+    except ValueError as exc:
+        raise ContractError(str(exc)) from None
+    frame = frame.dropna(subset=[time])
+    frame[time] = f.floor(frame[time])
+    groups = frame.groupby(time, sort=True)
+    label = contract.label
+    out = pd.DataFrame({label: groups.size() if how == "count" else getattr(groups[label], how)()})
+    for col in numeric:
+        out[col] = getattr(groups[col], "sum" if how == "sum" else "mean")()
+    out = out.reset_index()
+    seconds = out[time].to_numpy().astype("datetime64[s]").astype(np.int64).astype(np.uint64)
+    out.insert(0, ROW_ID, mix64(seconds ^ np.uint64(0x5E41E5)))  # one id per period, the same in every run
+    types = {ROW_ID: pa.uint64(), time: table.schema.field(time).type, label: pa.float64()}
+    types.update({c: pa.float64() for c in numeric})
+    arrays = {c: pa.array(out[c].to_numpy()).cast(types[c]) for c in types}
+    return pa.table({c: arrays[c] for c in [ROW_ID, time, *numeric, label]}), numeric

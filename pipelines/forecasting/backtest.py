@@ -63,4 +63,5 @@ def run_backtest(
                 }
             )
         )
-    return Backtest(pd.concat(rows, ignore_index=True), metrics.score(folds, seasons), seconds)
+    levels, seasons = metrics.levels_for(spec.freq, spec.m, seasons)
+    return Backtest(pd.concat(rows, ignore_index=True), metrics.score(folds, seasons, levels), seconds)

@@ -1,4 +1,12 @@
-"""A daily series out of gold: a gap-free history, the plan of future drivers, and the checks users hit.
+"""A regular series out of gold: a gap-free history, the plan of future drivers, and the checks users hit.
+
+The frequency (hourly .. yearly, ``pipelines.forecasting.freq``) is the contract's ``gold.freq``
+or inferred from the timestamps; every timestamp is put at the start of its period (a month's
+``1990-01-31`` is ``1990-01-01``). One row per period is expected: repeats are refused, naming
+the first (the contract's ``gold.aggregate`` turns event rows into one value per period before).
+Missing periods follow the contract's ``gold.missing`` (else ``forecasting.missing_dates``):
+``interpolate`` gaps of up to ``max_gap`` periods, ``zero`` (a closed shop sold nothing), or
+``refuse``.
 
 Gold partitions of a time-series dataset (a contract with ``gold.time`` and a numeric label)
 are snapshots: every partition up to the date is read, and for a day present in several the
@@ -18,9 +26,11 @@ import pyarrow as pa
 
 from pipelines.constants import GOLD, LABEL
 from pipelines.errors import DataError
+from pipelines.forecasting import freq as freqs
 from pipelines.lake import Lake
 
-ORIGIN_LAG = 364  # "same day last year" (52 weeks: the same weekday)
+ORIGIN_LAG = 364  # "same day last year" (52 weeks: the same weekday) of a daily series
+MISSING = ("interpolate", "zero", "refuse")
 
 
 class ForecastDataError(DataError, ValueError):
@@ -35,22 +45,51 @@ class SeriesSpec:
     target: str
     known: tuple[str, ...] = ()
     past: tuple[str, ...] = ()
+    freq: str = "daily"
+    alias: str = ""  # the pandas alias when it is not the frequency's own (weekly periods ending on a Saturday)
+    season: int = 0  # 0: the frequency's own season
 
     @property
     def covariates(self) -> list[str]:
         return [*self.known, *self.past]
 
+    @property
+    def f(self) -> freqs.Freq:
+        f = freqs.get(self.freq)
+        return freqs.Freq(f.name, self.alias, f.season, f.year, f.horizon, f.step_days) if self.alias else f
+
+    @property
+    def m(self) -> int:
+        """The season (periods) every model and MASE use."""
+        return int(self.season) or self.f.season
+
     def as_dict(self) -> dict:
-        return {"time": self.time, "target": self.target, "known": list(self.known), "past": list(self.past)}
+        return {
+            "time": self.time,
+            "target": self.target,
+            "known": list(self.known),
+            "past": list(self.past),
+            "freq": self.freq,
+            "alias": self.alias,
+            "season": self.season,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> SeriesSpec:
-        return cls(d["time"], d["target"], tuple(d.get("known", ())), tuple(d.get("past", ())))
+        return cls(
+            d["time"],
+            d["target"],
+            tuple(d.get("known", ())),
+            tuple(d.get("past", ())),
+            d.get("freq", "daily"),
+            d.get("alias", ""),
+            int(d.get("season", 0)),
+        )
 
 
 @dataclass
 class Series:
-    """A daily history without gaps (DatetimeIndex) and the plan of known covariates after it."""
+    """A history without gaps at its frequency (DatetimeIndex) and the plan of known covariates after it."""
 
     dataset: str
     spec: SeriesSpec
@@ -65,9 +104,11 @@ class Series:
         return {
             "dataset": self.dataset,
             "spec": self.spec.as_dict(),
+            "freq": self.spec.freq,
+            "season": self.spec.m,
             "history_days": len(h),
-            "first_day": str(h.index[0].date()),
-            "last_day": str(h.index[-1].date()),
+            "first_day": str(h.index[0]),
+            "last_day": str(h.index[-1]),
             "plan_days": int(self.plan[list(self.spec.known)].notna().all(axis=1).sum()) if len(self.plan) else 0,
             "filled_days": self.filled,
             "ignored_covariates": self.ignored,
@@ -81,11 +122,15 @@ def load_series(
     dataset: str,
     ds: str,
     known: list[str] | tuple[str, ...],
-    missing: str = "fill",
+    missing: str = "interpolate",
     max_gap: int = 3,
     history_days: int = 0,
 ) -> Series:
-    """Gold partitions of ``dataset`` up to ``ds`` as a Series (see the module docstring)."""
+    """Gold partitions of ``dataset`` up to ``ds`` as a Series (see the module docstring).
+
+    The contract's series rules (``gold.freq``, ``gold.season``, ``gold.missing``, ``gold.max_gap``,
+    recorded in the gold manifest as ``series``) win over the ``missing`` / ``max_gap`` defaults.
+    """
     dates = [d for d in lake.list_partitions(GOLD, dataset) if d <= ds]
     if not dates:
         raise ForecastDataError(
@@ -105,7 +150,10 @@ def load_series(
         table = lake.read_partition(GOLD, dataset, d)
         tables.append(table.append_column("_partition", pa.array([d] * table.num_rows, pa.string())))
     frame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
-    frame = frame.sort_values([time, "_partition"], kind="stable").drop_duplicates(time, keep="last")
+    # A timestamp in several partitions takes the newest partition's rows; repeats within it are refused later.
+    newest = frame.groupby(time)["_partition"].transform("max")
+    frame = frame[frame["_partition"] == newest].sort_values(time, kind="stable")
+    rules = latest.get("series") or {}
     target = latest["label_source"]["column"]
     numeric = [c for c in latest.get("numeric", []) if c != target]
     known = list(known)
@@ -115,9 +163,18 @@ def load_series(
             f"known covariate(s) {unknown} of dataset {dataset!r} are not numeric gold features; "
             f"numeric features: {numeric} (set forecasting.known_covariates.{dataset} in include/config/settings.yaml)"
         )
-    spec = SeriesSpec(time=time, target=target, known=tuple(known), past=tuple(c for c in numeric if c not in known))
+    past = tuple(c for c in numeric if c not in known) if rules.get("covariates", True) else ()
+    spec = SeriesSpec(time=time, target=target, known=tuple(known), past=past, season=int(rules.get("season") or 0))
     frame = frame.rename(columns={LABEL: target})[[time, target, *spec.covariates]]
-    series = prepare_series(frame, spec, dataset, missing=missing, max_gap=max_gap, history_days=history_days)
+    series = prepare_series(
+        frame,
+        spec,
+        dataset,
+        missing=rules.get("missing") or missing,
+        max_gap=int(rules.get("max_gap") or max_gap),
+        history_days=history_days,
+        freq=rules.get("freq"),
+    )
     series.content_hashes = {d: m["content_hash"] for d, m in manifests.items()}
     series.ignored = list(latest.get("categorical", []))
     return series
@@ -127,71 +184,98 @@ def prepare_series(
     frame: pd.DataFrame,
     spec: SeriesSpec,
     dataset: str = "series",
-    missing: str = "fill",
+    missing: str = "interpolate",
     max_gap: int = 3,
     history_days: int = 0,
+    freq: str | None = None,
 ) -> Series:
-    """Split rows into history and plan, and fill (or refuse) missing days, naming them."""
+    """Split rows into history and plan at the series' frequency, and fill (or refuse) missing periods, naming them."""
     for col in [spec.time, spec.target, *spec.covariates]:
         if col not in frame.columns:
             raise ForecastDataError(f"dataset {dataset!r} has no column {col!r}; columns: {sorted(frame.columns)}")
+    missing = "interpolate" if missing == "fill" else missing
+    if missing not in MISSING:
+        raise ForecastDataError(f"missing-period policy must be one of {list(MISSING)}, got {missing!r}")
     frame = frame.copy()
-    frame[spec.time] = pd.to_datetime(frame[spec.time]).dt.normalize()
+    try:
+        frame[spec.time] = pd.to_datetime(frame[spec.time])
+    except (TypeError, ValueError) as exc:
+        raise ForecastDataError(f"time column {spec.time!r} of dataset {dataset!r} is not a time: {exc}") from None
     for col in [spec.target, *spec.covariates]:
         try:
             frame[col] = pd.to_numeric(frame[col]).astype("float64")
         except (TypeError, ValueError):
             raise ForecastDataError(f"column {col!r} of dataset {dataset!r} is not numeric") from None
+    observed_times = frame.loc[frame[spec.target].notna(), spec.time]
+    try:
+        f = freqs.resolve(observed_times if len(observed_times) > 2 else frame[spec.time], freq, f"dataset {dataset!r}")
+    except ValueError as exc:
+        raise ForecastDataError(str(exc)) from None
+    spec = SeriesSpec(spec.time, spec.target, spec.known, spec.past, f.name, f.alias, spec.season)
+    frame[spec.time] = f.floor(frame[spec.time])
     repeated = frame[spec.time][frame[spec.time].duplicated()]
     if len(repeated):
         raise ForecastDataError(
-            f"dataset {dataset!r} has several rows for day(s) {_days(repeated)}; one row per day is expected"
+            f"dataset {dataset!r} has several rows for {f.units[:-1]}(s) {_days(repeated)}; one row per period is "
+            "expected: declare how rows add up (gold.aggregate: sum | count | mean in the contract)"
         )
     frame = frame.set_index(spec.time).sort_index()
     observed = frame.index[frame[spec.target].notna()]
     if len(observed) == 0:
         raise ForecastDataError(f"dataset {dataset!r} has no observed value of {spec.target!r}: nothing to learn from")
     first, last = observed[0], observed[-1]
-    if len(observed) > 2:
-        step = pd.Series(observed).diff().dt.days.median()
-        if step > 1:
-            raise ForecastDataError(
-                f"days of dataset {dataset!r} are not daily (median step {step:.0f} days); "
-                "the forecasting DAG needs one row per day"
-            )
     columns = [spec.target, *spec.covariates]
-    history = frame.loc[first:last, columns].reindex(pd.date_range(first, last, freq="D", name=spec.time))
-    history, holes = _fill(history, dataset, missing, max_gap)
-    filled = [str(d.date()) for d in history.index[holes]]
+    index = f.periods(first, last, spec.time)
+    off = frame.loc[first:last].index.difference(index)
+    if len(off):
+        raise ForecastDataError(
+            f"dataset {dataset!r}: timestamp(s) {_days(off)} are off the {f.name} grid ({f.alias}) of its series; "
+            "declare the right gold.freq in the contract"
+        )
+    history = frame.loc[first:last, columns].reindex(index)
+    history, holes = _fill(history, dataset, missing, max_gap, spec.target, f.units)
+    filled = [_stamp(d) for d in history.index[holes]]
     if history_days and history_days > 0:
         history = history.iloc[-history_days:]
     plan = frame.loc[frame.index > last, list(spec.known)]
     if len(plan):
-        plan = plan.reindex(pd.date_range(last + pd.Timedelta(days=1), plan.index[-1], freq="D", name=spec.time))
+        plan = plan.reindex(f.periods(f.after(last, 1)[0], plan.index[-1], spec.time))
     return Series(dataset=dataset, spec=spec, history=history, plan=plan, filled=filled)
 
 
-def _fill(history: pd.DataFrame, dataset: str, missing: str, max_gap: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """Interpolate short runs of missing days (target or covariates); refuse longer ones, naming them."""
+def _fill(
+    history: pd.DataFrame, dataset: str, missing: str, max_gap: int, target: str = "", units: str = "days"
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Fill missing periods as the policy says (zero: the target is 0 there); refuse long gaps, naming them."""
     holes = history.isna().any(axis=1).to_numpy()
     if not holes.any():
         return history, holes
     runs = _runs(holes)
-    named = ", ".join(_span(history.index, a, b) for a, b in runs[:5]) + (" ..." if len(runs) > 5 else "")
+    named = ", ".join(_span(history.index, a, b, units) for a, b in runs[:5]) + (" ..." if len(runs) > 5 else "")
     if missing == "refuse":
         raise ForecastDataError(
-            f"dataset {dataset!r} misses {int(holes.sum())} day(s) (no row, or an empty value) in its history: "
-            f"{named}; add them to the source, or set forecasting.missing_dates=fill to interpolate short gaps"
+            f"dataset {dataset!r} misses {int(holes.sum())} {units} (no row, or an empty value) in its history: "
+            f"{named}; add them to the source, or set gold.missing (interpolate | zero) in the contract "
+            "(or forecasting.missing_dates=fill for every dataset)"
         )
+    out = history.copy()
+    if missing == "zero" and target:
+        out[target] = out[target].fillna(0.0)
+        rest = out.isna().any(axis=1).to_numpy()
+        if not rest.any():
+            return out, holes
+        runs = _runs(rest)
     longest = max(runs, key=lambda r: r[1] - r[0])
     if longest[1] - longest[0] > max_gap:
         raise ForecastDataError(
-            f"dataset {dataset!r} misses {longest[1] - longest[0]} days in a row ({_span(history.index, *longest)}), "
-            f"more than forecasting.max_fill_gap_days={max_gap} allows to interpolate; gaps: {named}. "
-            "Fill the gap in the source, shorten the history past it, or raise the limit"
+            f"dataset {dataset!r} misses {longest[1] - longest[0]} {units} in a row "
+            f"({_span(history.index, *longest, units)}), "
+            f"more than max_gap={max_gap} allows to interpolate (gold.max_gap in the contract, else "
+            f"forecasting.max_fill_gap_days); gaps: {named}. Fill the gap in the source, shorten the history past "
+            "it, raise the limit, or declare gold.missing: zero when a missing period means nothing happened"
         )
-    integer = [c for c in history.columns if np.all(np.mod(history[c].dropna(), 1) == 0)]
-    out = history.interpolate(method="time", limit_direction="both")
+    integer = [c for c in out.columns if np.all(np.mod(out[c].dropna(), 1) == 0)]
+    out = out.interpolate(method="time", limit_direction="both")
     out[integer] = out[integer].round()
     return out, holes
 
@@ -202,66 +286,93 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
 
 
-def _span(index: pd.DatetimeIndex, a: int, b: int) -> str:
-    first, last = index[a].date(), index[b - 1].date()
-    return f"{first}" if a == b - 1 else f"{first}..{last} ({b - a} days)"
+def _stamp(t) -> str:
+    t = pd.Timestamp(t)
+    return str(t.date()) if t == t.normalize() else str(t)
+
+
+def _span(index: pd.DatetimeIndex, a: int, b: int, units: str = "days") -> str:
+    first, last = _stamp(index[a]), _stamp(index[b - 1])
+    return f"{first}" if a == b - 1 else f"{first}..{last} ({b - a} {units})"
 
 
 def _days(values) -> str:
-    days = sorted({str(pd.Timestamp(v).date()) for v in values})
+    days = sorted({_stamp(v) for v in values})
     return ", ".join(days[:5]) + (" ..." if len(days) > 5 else "")
 
 
 def future_covariates(series: Series, horizon: int) -> tuple[pd.DataFrame, str]:
-    """Known covariates for the ``horizon`` days after the history, and where they came from.
+    """Known covariates for the ``horizon`` periods after the history, and where they came from.
 
-    The plan's values where it has them; a day it lacks takes the value of the same weekday a
-    year before (364 days), else of the same weekday in the last week: "as last year" is the
-    stated assumption when no plan is given.
+    The plan's values where it has them; a period it lacks takes the value of the same period a
+    year before (364 days for a daily series: the same weekday), else of the same point of the last
+    season: "as last year" is the stated assumption when no plan is given.
     """
-    h, known = series.history, list(series.spec.known)
-    days = pd.date_range(h.index[-1] + pd.Timedelta(days=1), periods=horizon, freq="D", name=series.spec.time)
-    future = (series.plan.reindex(days) if len(series.plan) else pd.DataFrame(index=days, columns=known)).astype(
+    h, known, f = series.history, list(series.spec.known), series.spec.f
+    periods = f.after(h.index[-1], horizon, series.spec.time)
+    future = (series.plan.reindex(periods) if len(series.plan) else pd.DataFrame(index=periods, columns=known)).astype(
         "float64"
     )
     gaps = future.isna().any(axis=1)
     if not known or not gaps.any():
         return future[known], "plan" if known else "none"
-    for day in days[gaps.to_numpy()]:
-        for lag in (ORIGIN_LAG, *range(7, 7 * (horizon // 7 + 2), 7)):
-            source = day - pd.Timedelta(days=lag)
-            if source in h.index:
-                missing = future.loc[day].isna()
-                future.loc[day, missing] = h.loc[source, known][missing].to_numpy()
+    values, n, m = h[known].to_numpy(np.float64), len(h), max(series.spec.m, 1)
+    lags = ([f.year] if f.year else []) + list(range(m, m * (horizon // m + 2), m))
+    for k in np.flatnonzero(gaps.to_numpy()):
+        for lag in lags:
+            source = n + k - lag
+            if 0 <= source < n:
+                missing = future.iloc[k].isna().to_numpy()
+                future.iloc[k, np.flatnonzero(missing)] = values[source][missing]
                 break
-    how = "as last year" if gaps.all() else f"plan, {int(gaps.sum())} day(s) as last year"
+    how = "as last year" if gaps.all() else f"plan, {int(gaps.sum())} period(s) as last year"
     return future[known], how
 
 
-def check_lengths(n: int, horizon: int, seq_len: int, folds: int, step: int, dataset: str = "series") -> int:
-    """Refuse a horizon, window or backtest the history cannot carry; returns the days the first fold trains on."""
+def check_lengths(
+    n: int, horizon: int, seq_len: int, folds: int, step: int, dataset: str = "series", min_train: int | None = None
+) -> int:
+    """Refuse a horizon or backtest the history cannot carry; returns the periods the first fold trains on.
+
+    ``min_train`` defaults to what the neural models need (``min_train_days``); ``folds_for`` sizes
+    the backtest to the history instead.
+    """
     if horizon < 1:
-        raise ForecastDataError(f"horizon must be at least 1 day, got {horizon}")
+        raise ForecastDataError(f"horizon must be at least 1 period, got {horizon}")
     if seq_len < 1 or folds < 1 or step < 1:
         raise ForecastDataError(
             f"seq_len, backtest_folds and backtest_step must be >= 1, got {seq_len}, {folds}, {step}"
         )
     if horizon >= n:
         raise ForecastDataError(
-            f"horizon of {horizon} days is longer than the history of dataset {dataset!r} ({n} days): "
-            "forecast fewer days or provide more history"
+            f"horizon of {horizon} periods is longer than the history of dataset {dataset!r} ({n} periods): "
+            "forecast fewer periods or provide more history"
         )
-    min_train = min_train_days(horizon, seq_len)
+    min_train = min_train_days(horizon, seq_len) if min_train is None else min_train
     needed = min_train + (folds - 1) * step + horizon
     if n < needed:
         raise ForecastDataError(
-            f"history of dataset {dataset!r} is too short: {n} days, but a {horizon}-day horizon, a {seq_len}-day "
-            f"window and {folds} backtest fold(s) every {step} days need at least {needed} (the first fold trains on "
-            f"{min_train} days or more); provide more history, or lower horizon, seq_len or backtest_folds"
+            f"history of dataset {dataset!r} is too short: {n} periods, but a {horizon}-period horizon and {folds} "
+            f"backtest fold(s) every {step} periods need at least {needed} (the first fold trains on {min_train} "
+            f"periods or more; a {seq_len}-period neural window needs {min_train_days(horizon, seq_len)}); provide "
+            "more history, or lower horizon, seq_len or backtest_folds"
         )
     return min_train
 
 
 def min_train_days(horizon: int, seq_len: int) -> int:
-    """Days before the first origin: a tuning fit (a window plus 20 more) then a validation tail of 3 horizons."""
+    """Periods before the first origin a neural model needs: a tuning fit (a window plus 20 more) then a
+    validation tail of 3 horizons."""
     return seq_len + 4 * horizon + 20
+
+
+def min_history(horizon: int, season: int) -> int:
+    """Periods the first backtest fold trains on at least, whatever the models: two seasons and two horizons."""
+    return max(2 * season, 2 * horizon, 8)
+
+
+def folds_for(n: int, horizon: int, folds: int, step: int, season: int, dataset: str = "series") -> int:
+    """The backtest folds the history allows (at most ``folds``), refusing a history shorter than one fold needs."""
+    least = min_history(horizon, season)
+    check_lengths(n, horizon, 1, 1, step, dataset, min_train=least)
+    return max(1, min(folds, (n - least - horizon) // step + 1))

@@ -14,7 +14,7 @@ import pandas as pd
 
 from pipelines.forecasting import models, windows
 from pipelines.forecasting.backtest import Backtest, run_backtest
-from pipelines.forecasting.data import Series, check_lengths, future_covariates
+from pipelines.forecasting.data import Series, folds_for, future_covariates, min_train_days
 from pipelines.forecasting.tune import Tuning, tune
 
 
@@ -42,6 +42,18 @@ class RunConfig:
         if name == "sarimax":
             return {"max_train_days": self.sarimax_max_train_days}
         return {}
+
+
+def needs(name: str, series: Series, config: RunConfig) -> int:
+    """Periods a model needs to train on: a neural model's window, tuning fit and validation tail; the
+    gradient-boosting models' level plus a horizon of origins; the others their own minimum."""
+    family = models.get(name).family
+    if family == "neural":
+        return min_train_days(config.horizon, config.seq_len)
+    model = models.build(name, series.spec, config.horizon, config.seed)
+    if family == "boosting":
+        return model.min_history + config.horizon + 1
+    return int(model.min_history)
 
 
 @dataclass
@@ -85,15 +97,25 @@ class Evaluation:
 def evaluate(series: Series, name: str, config: RunConfig) -> Evaluation:
     """Tune, backtest on rolling origins, refit on the whole history and forecast the next horizon.
 
-    A model that fails comes back with status ``failed`` and the reason; the others go on.
+    The folds shrink to what the history allows (``data.folds_for``, the same for every model). A
+    model that needs more history than the first fold trains on comes back ``skipped`` with the
+    reason; one that fails comes back ``failed`` with the reason; the others go on.
     """
     spec = models.get(name)
     result = Evaluation(name, spec.family)
     history, H = series.history, config.horizon
     try:
-        check_lengths(len(history), H, config.seq_len, config.backtest_folds, config.step, series.dataset)
-        origins = windows.origins(len(history), H, config.backtest_folds, config.step)
+        folds = folds_for(len(history), H, config.backtest_folds, config.step, series.spec.m, series.dataset)
+        origins = windows.origins(len(history), H, folds, config.step)
         params = config.model_params(name)
+        need = needs(name, series, config)
+        if origins[0] + 1 < need:
+            result.status = "skipped"
+            result.reason = (
+                f"needs {need} {series.spec.f.units} before the first backtest origin, the history gives "
+                f"{origins[0] + 1} ({len(history)} in all, {folds} fold(s) of {H})"
+            )
+            return result
         if spec.tunable:
             t0 = time.perf_counter()
             result.tuning = tune(

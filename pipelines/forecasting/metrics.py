@@ -7,7 +7,9 @@ weekday four times). A level needs at least one whole block in the horizon.
 MASE of a fold = its MAE / the mean absolute error of the seasonal naive forecast on the fold's
 own training data at the same level (``x_t - x_{t-m}``), with seasons m = 7 days, 52 weeks and
 13 four-week months (``forecasting.seasons``); training blocks are aligned to end at the origin.
-The MASE of a model is the mean over folds. When the training part is too short for a season
+The MASE of a model is the mean over folds. A series at another frequency than daily has one
+level named after it (``mase_monthly`` for a monthly series: per month), scaled by its own
+season (``SeriesSpec.m``: 12 months, 4 quarters, ...; ``levels_for``). When the training part is too short for a season
 the scale falls back to m = 1 (the naive one-step error); when the scale is 0 (a constant
 series) MASE is undefined (NaN) and models are ranked by MAE.
 """
@@ -66,14 +68,21 @@ def blocks(values, size: int, align_end: bool = False) -> np.ndarray:
     return x.reshape(-1, size).sum(axis=1)
 
 
-def score(folds: list[tuple], seasons: dict | None = None) -> dict[str, float]:
+def levels_for(freq: str, season: int, seasons: dict | None = None) -> tuple[dict, dict]:
+    """(levels, seasons) of a series: daily keeps its three levels, the others their own period."""
+    if freq == "daily":
+        return LEVELS, {**DEFAULT_SEASONS, **(seasons or {}), "daily": season}
+    return {freq: 1}, {freq: season}
+
+
+def score(folds: list[tuple], seasons: dict | None = None, levels: dict | None = None) -> dict[str, float]:
     """Metrics over backtest folds, each ``(training target, actual, forecast)``; keys like ``mase_weekly``.
 
     MASE is the mean of the per-fold MASE; the other errors pool every block of every fold.
     """
     seasons = {**DEFAULT_SEASONS, **(seasons or {})}
     out: dict[str, float] = {}
-    for level, size in LEVELS.items():
+    for level, size in (levels or LEVELS).items():
         actual, forecast, scaled = [], [], []
         for train, a, f in folds:
             a_b, f_b = blocks(a, size), blocks(f, size)

@@ -1,17 +1,22 @@
 """Forecasters behind one contract, and the registry the DAG maps over.
 
 Every forecaster is a scikit-learn style estimator: ``fit(history)`` learns from a gap-free
-daily history (DatetimeIndex; the target and covariate columns of its ``SeriesSpec``) and
+history at the series' frequency (DatetimeIndex; the target and covariate columns of its ``SeriesSpec``) and
 returns self, learned attributes end in ``_``; ``predict(history, future)`` forecasts the days
 of ``future`` (which holds the known covariates only, for at most ``horizon`` days) right after
 the last day of ``history``. Target lags therefore only ever come from ``history``: the past.
 
-- ``seasonal_naive``: each day repeats the same weekday of the last observed week.
-- ``sarimax``: SARIMAX(1,1,1)(1,0,1)_7 on log sales, the known drivers as exogenous inputs.
+The season ``m`` is the spec's (``SeriesSpec.m``: 7 for daily, 12 for monthly, ...).
+
+- ``seasonal_naive``: each period repeats the same point of the last observed season.
+- ``sarimax``: SARIMAX(1,1,1)(1,0,1)_m on the log target (no seasonal part when ``m`` is 1 or
+  longer than ``freq.MAX_SARIMA_SEASON``), the known drivers as exogenous inputs.
+- ``auto_arima``, ``auto_ets``, ``theta``: automatic statistical models (``pipelines.forecasting.auto``).
 - ``lightgbm`` / ``xgboost``: one direct multi-horizon model (the step ahead is a feature) on
-  target lags relative to the origin's 28-day level, known drivers on the target day, past-only
-  drivers at the origin, and calendar features; it predicts the ratio to that level, so the
-  trend does not push it outside what the trees saw.
+  target lags relative to the origin's level (the mean of the last season, 28 days for a daily
+  series), known drivers on the target period, past-only drivers at the origin, and calendar
+  features; it predicts the ratio to that level, so the trend does not push it outside what the
+  trees saw.
 - ``lstm`` and ``lstm_transformer``: see ``pipelines.forecasting.neural`` (torch loads lazily).
 """
 
@@ -25,7 +30,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from pipelines.forecasting.data import ORIGIN_LAG, SeriesSpec
+from pipelines.forecasting.data import SeriesSpec
+from pipelines.forecasting.freq import calendar_columns
 from pipelines.forecasting.windows import from_relative, relative_mode, to_relative
 
 
@@ -36,7 +42,7 @@ class Forecaster(BaseEstimator):
     is then forecast as it is without fitting anything; None otherwise).
     """
 
-    min_history = 1  # days of history ``predict`` needs
+    min_history = 1  # periods of history ``predict`` needs
 
     def __init__(self, spec: SeriesSpec | None = None, horizon: int = 28, seed: int = 42):
         self.spec = spec
@@ -58,11 +64,13 @@ class Forecaster(BaseEstimator):
         self._check_history(history)
         if len(history) < self.min_history:
             raise ValueError(
-                f"{type(self).__name__} needs at least {self.min_history} days of history, got {len(history)}"
+                f"{type(self).__name__} needs at least {self.min_history} {self.spec.f.units} of history, "
+                f"got {len(history)}"
             )
         if not 1 <= len(future) <= self.horizon:
             raise ValueError(
-                f"can forecast 1 to {self.horizon} days (the horizon it was fitted for), asked {len(future)}"
+                f"can forecast 1 to {self.horizon} {self.spec.f.units} (the horizon it was fitted for), "
+                f"asked {len(future)}"
             )
         missing = [c for c in self.spec.known if c not in future.columns or future[c].isna().any()]
         if missing:
@@ -78,24 +86,25 @@ class Forecaster(BaseEstimator):
             raise ValueError(f"history lacks column(s) {missing}")
         if history[columns].isna().any().any():
             raise ValueError("history holds empty values: fill or drop them first (pipelines.forecasting.data)")
-        if len(history) > 1 and (history.index.to_series().diff().dropna() != pd.Timedelta(days=1)).any():
-            raise ValueError("history must hold consecutive days, one row each")
+        if len(history) > 1 and not history.index.equals(self.spec.f.periods(history.index[0], history.index[-1])):
+            raise ValueError(f"history must hold consecutive {self.spec.f.units}, one row each")
 
     def _target(self, history: pd.DataFrame) -> np.ndarray:
         return history[self.spec.target].to_numpy(np.float64)
 
 
 class SeasonalNaive(Forecaster):
-    """Every day repeats the same weekday of the last observed week (season 7)."""
+    """Every period repeats the same point of the last observed season (``season``, 0: the spec's)."""
 
-    min_history = 7
+    min_history = 1
 
-    def __init__(self, spec=None, horizon=28, seed=42, season=7):
+    def __init__(self, spec=None, horizon=28, seed=42, season=0):
         super().__init__(spec, horizon, seed)
         self.season = season
 
     def _fit(self, history):
-        self.season_ = self.season if len(history) >= self.season else 1
+        m = int(self.season) or self.spec.m
+        self.season_ = m if len(history) >= m else 1
 
     def _predict(self, history, future):
         y = self._target(history)[-self.season_ :]
@@ -109,7 +118,7 @@ class Sarimax(Forecaster):
     so the model forecasts from any recent window (which is what the registered model gets).
     """
 
-    min_history = 28
+    min_history = 8
 
     def __init__(
         self,
@@ -117,7 +126,7 @@ class Sarimax(Forecaster):
         horizon=28,
         seed=42,
         order=(1, 1, 1),
-        seasonal_order=(1, 0, 1, 7),
+        seasonal_order=None,
         max_train_days=730,
         maxiter=60,
     ):
@@ -137,7 +146,7 @@ class Sarimax(Forecaster):
             endog,
             exog=exog,
             order=tuple(self.order),
-            seasonal_order=tuple(self.seasonal_order),
+            seasonal_order=tuple(self.seasonal_order_),
             trend="n",
             enforce_stationarity=False,
             enforce_invertibility=False,
@@ -151,7 +160,12 @@ class Sarimax(Forecaster):
 
         import statsmodels.tsa.statespace.sarimax  # noqa: F401 - installs its "always" warning filters before ours
 
+        from pipelines.forecasting.freq import MAX_SARIMA_SEASON
+
         history = history.iloc[-int(self.max_train_days) :]
+        m = self.spec.m
+        seasonal = m > 1 and m <= MAX_SARIMA_SEASON and len(history) >= 2 * m
+        self.seasonal_order_ = self.seasonal_order or ((1, 0, 1, m) if seasonal else (0, 0, 0, 0))
         y = self._target(history)
         self.log_ = bool(np.all(y > 0))
         known = history[list(self.spec.known)]
@@ -176,19 +190,31 @@ class Sarimax(Forecaster):
 
 @dataclass(frozen=True)
 class _Lags:
-    level_days: int = 28
-    recent: int = 7
+    level_days: int = 28  # periods averaged into the level
+    recent: int = 7  # most recent values as lags
+    season: int = 7  # "same point of the last season" lag
+    year: int = 364  # "same period last year" lag (0: none)
+
+    @classmethod
+    def of(cls, spec: SeriesSpec) -> _Lags:
+        """Daily: the 28-day level and a week of lags; otherwise a season-long level and lags."""
+        f, m = spec.f, max(spec.m, 1)
+        if f.name == "daily":
+            return cls(28, 7, m, f.year)
+        return cls(max(m, 4), min(max(m, 4), 24), m, f.year)
 
 
 class GradientBoosting(Forecaster):
     """A direct multi-horizon gradient-boosting model on lag, driver and calendar features.
 
-    One row per (origin, step): the target ``step`` days after the origin, relative to the
-    mean of the 28 days up to the origin. Early stopping watches the newest 10% of origins,
+    One row per (origin, step): the target ``step`` periods after the origin, relative to the
+    mean of the level periods up to the origin (``_Lags.of``: 28 days for a daily series). Early stopping watches the newest 10% of origins,
     with a horizon-long gap so no training target falls inside them.
     """
 
-    LAGS = _Lags()
+    @property
+    def LAGS(self) -> _Lags:  # noqa: N802 - kept from when it was a class constant
+        return _Lags.of(self.spec)
 
     def __init__(
         self,
@@ -232,10 +258,11 @@ class GradientBoosting(Forecaster):
         for k in range(L.recent):
             cols[f"y_lag{k}"] = rel(y[origins - k])
         cols["y_mean7"] = rel((c[origins + 1] - c[origins + 1 - L.recent]) / L.recent)
-        same_weekday = day - 7 * np.ceil(steps / 7).astype(int)
-        cols["y_same_weekday"] = rel(y[same_weekday])
-        back = day - ORIGIN_LAG
-        cols["y_last_year"] = np.where(back >= 0, rel(y[np.maximum(back, 0)]), np.nan)
+        same_point = day - L.season * np.ceil(steps / L.season).astype(int)
+        cols["y_same_weekday"] = np.where(same_point >= 0, rel(y[np.maximum(same_point, 0)]), np.nan)
+        if L.year:
+            back = day - L.year - L.year * np.floor((steps - 1) / L.year).astype(int)
+            cols["y_last_year"] = np.where(back >= 0, rel(y[np.maximum(back, 0)]), np.nan)
         cols["level_log"] = np.log(np.abs(level) + 1.0)
         for j, name in enumerate(self.spec.known):
             kc = np.concatenate([[0.0], np.cumsum(known[:, j])])
@@ -246,17 +273,15 @@ class GradientBoosting(Forecaster):
             pc_ = np.concatenate([[0.0], np.cumsum(past[:, j])])
             cols[f"{name}_at_origin"] = past[origins, j]
             cols[f"{name}_mean7"] = (pc_[origins + 1] - pc_[origins + 1 - L.recent]) / L.recent
-        cols["dow"] = index.dayofweek.to_numpy()[day].astype(float)
-        cols["dom"] = index.day.to_numpy()[day].astype(float)
-        cols["month"] = index.month.to_numpy()[day].astype(float)
-        cols["doy"] = index.dayofyear.to_numpy()[day].astype(float)
+        for name, values in calendar_columns(self.spec.freq, index).items():
+            cols[name] = values[day].astype(float)
         return pd.DataFrame(cols), level
 
     def _arrays(self, history, future=None):
         spec = self.spec
         frame = history if future is None else pd.concat([history, future.reindex(columns=history.columns)])
         if future is not None:
-            frame.index = pd.date_range(history.index[0], periods=len(frame), freq="D")
+            frame.index = pd.date_range(history.index[0], periods=len(frame), freq=self.spec.f.alias)
         return (
             frame[spec.target].to_numpy(np.float64),
             frame[list(spec.known)].to_numpy(np.float64),
@@ -374,11 +399,23 @@ def _neural(arch: str):
     return build
 
 
+def _auto(cls: str):
+    def build(spec, horizon, seed, **params):
+        from pipelines.forecasting import auto
+
+        return getattr(auto, cls)(spec, horizon, seed, **params)
+
+    return build
+
+
 REGISTRY: dict[str, ModelSpec] = {
     "seasonal_naive": ModelSpec(
         "seasonal_naive", "baseline", lambda spec, horizon, seed, **p: SeasonalNaive(spec, horizon, seed, **p), False
     ),
     "sarimax": ModelSpec("sarimax", "statistical", lambda spec, horizon, seed, **p: Sarimax(spec, horizon, seed, **p)),
+    "auto_arima": ModelSpec("auto_arima", "statistical", _auto("AutoArima")),
+    "auto_ets": ModelSpec("auto_ets", "statistical", _auto("AutoEts")),
+    "theta": ModelSpec("theta", "statistical", _auto("Theta")),
     "lightgbm": ModelSpec(
         "lightgbm", "boosting", lambda spec, horizon, seed, **p: GradientBoosting(spec, horizon, seed, "lightgbm", **p)
     ),

@@ -46,11 +46,12 @@ def split_input(frame: pd.DataFrame, spec: SeriesSpec, horizon: int, min_history
     if missing:
         raise ForecastInputError(f"input lacks column(s) {missing}; it needs {needed}")
     frame = frame.copy()
-    frame[spec.time] = pd.to_datetime(frame[spec.time]).dt.normalize()
+    f = spec.f
+    frame[spec.time] = f.floor(frame[spec.time])
     frame = frame.sort_values(spec.time).set_index(spec.time)
     if frame.index.has_duplicates:
         raise ForecastInputError(
-            f"input has several rows for one day: {frame.index[frame.index.duplicated()][:3].date}"
+            f"input has several rows for one {f.units[:-1]}: {list(frame.index[frame.index.duplicated()][:3])}"
         )
     columns = [spec.target, *spec.covariates]
     frame[columns] = frame[columns].apply(pd.to_numeric, errors="coerce").astype("float64")
@@ -58,24 +59,25 @@ def split_input(frame: pd.DataFrame, spec: SeriesSpec, horizon: int, min_history
     if len(observed) == 0:
         raise ForecastInputError(f"input has no history: no row with a value of {spec.target!r}")
     history, future = frame.loc[: observed[-1], columns], frame.loc[frame.index > observed[-1], list(spec.known)]
-    expected = pd.date_range(history.index[0], history.index[-1], freq="D")
+    expected = f.periods(history.index[0], history.index[-1])
     if len(history) != len(expected) or history.isna().any().any():
         raise ForecastInputError(
-            f"history rows must be consecutive days with every column filled ({history.index[0].date()} to "
-            f"{history.index[-1].date()}: {len(expected) - len(history)} day(s) missing, "
+            f"history rows must be consecutive {f.units} with every column filled ({history.index[0]} to "
+            f"{history.index[-1]}: {len(expected) - len(history)} {f.units[:-1]}(s) missing, "
             f"{int(history.isna().any(axis=1).sum())} with empty values)"
         )
     if len(history) < min_history:
-        raise ForecastInputError(f"history has {len(history)} days; this model needs at least {min_history}")
+        raise ForecastInputError(f"history has {len(history)} periods; this model needs at least {min_history}")
     if not 1 <= len(future) <= horizon:
         raise ForecastInputError(
-            f"after the history come {len(future)} day(s) to forecast; give 1 to {horizon} rows with the known "
+            f"after the history come {len(future)} {f.units[:-1]}(s) to forecast; give 1 to {horizon} rows with the known "
             f"covariates {list(spec.known)} and an empty {spec.target!r}"
         )
-    want = pd.date_range(history.index[-1] + pd.Timedelta(days=1), periods=len(future), freq="D")
+    want = f.after(history.index[-1], len(future))
     if not future.index.equals(want) or future.isna().any().any():
         raise ForecastInputError(
-            f"days to forecast must follow the history day by day with every known covariate {list(spec.known)} filled"
+            f"{f.units} to forecast must follow the history one after another with every known "
+            f"covariate {list(spec.known)} filled"
         )
     return history, future
 
@@ -94,7 +96,7 @@ def requirements(family: str) -> list[str]:
     from importlib.metadata import version
 
     packages = ["mlflow", "pandas", "numpy", "scikit-learn", "cloudpickle", "pyarrow"]
-    packages += {"statistical": ["statsmodels"], "neural": ["torch"]}.get(family, [])
+    packages += {"statistical": ["statsmodels", "pmdarima"], "neural": ["torch"]}.get(family, [])
     if family == "boosting":
         packages += ["lightgbm", "xgboost"]
     return [f"{p}=={version(p)}" for p in packages]
@@ -106,7 +108,8 @@ def log_model(forecaster, spec: SeriesSpec, horizon: int, name: str, family: str
     from mlflow.models import infer_signature
 
     model = ForecastModel(forecaster, spec, horizon, name)
-    example = example_input(history, future, spec, max(model.min_history, 56))
+    window = 56 if spec.freq in ("daily", "hourly") else 3 * spec.m + 8
+    example = example_input(history, future, spec, max(model.min_history, window))
     output = model.predict(None, example)
     return mlflow.pyfunc.log_model(
         name="model",

@@ -17,10 +17,11 @@ import pandas as pd
 from pipelines.config import Settings, load_settings
 from pipelines.constants import GOLD, STAGING
 from pipelines.forecasting import models
-from pipelines.forecasting.data import ForecastDataError, Series, check_lengths, future_covariates, load_series
+from pipelines.forecasting.data import ForecastDataError, Series, folds_for, future_covariates, load_series
 from pipelines.forecasting.evaluate import Evaluation, RunConfig, evaluate
+from pipelines.forecasting.registration import BACKTEST_KEY, backtest_key, policy, register  # noqa: F401
 from pipelines.lake import Lake
-from pipelines.registry import Policy, log_decision, register_and_promote
+from pipelines.steps.runs import log_figure
 from pipelines.tracking import log_frame
 
 EXPERIMENT = "forecasting"
@@ -36,8 +37,7 @@ RUN_PARAMS = (
     "history_days",
     "register",
 )
-RANK_METRIC = "mase_daily"
-BACKTEST_KEY = "backtest_key"  # version tag: MASEs compare only between versions with the same one
+RANK_METRIC = "mase_daily"  # of a daily series; a series at another frequency ranks by mase_<its frequency>
 
 
 def _ctx(settings: Settings | None) -> tuple[Settings, Lake]:
@@ -77,7 +77,7 @@ def run_params(params: dict, settings: Settings) -> dict:
             out[key] = int(out[key])
         except (TypeError, ValueError):
             raise ForecastDataError(f"{key} must be an integer, got {out[key]!r}") from None
-        least = 1 if key in ("horizon", "seq_len", "backtest_folds", "max_epochs", "patience") else 0
+        least = 1 if key in ("backtest_folds", "max_epochs", "patience") else 0
         if out[key] < least:
             raise ForecastDataError(f"{key} must be at least {least}, got {out[key]}")
     unknown = [m for m in out["models"] if m not in models.REGISTRY]
@@ -153,12 +153,19 @@ def prepare(
     context = {"dataset": dataset, "ds": ds, "params": run_params(params, settings), "seed": settings.seed}
     series = series_for(context, settings, lake)
     p = context["params"]
-    check_lengths(
+    f = series.spec.f
+    if f.name != "daily":  # the settings' horizon and window are days: other frequencies take their own
+        given = {k for k, v in (params or {}).items() if v not in (None, "", [], 0)}
+        p["horizon"] = p["horizon"] if "horizon" in given else f.horizon
+        p["seq_len"] = p["seq_len"] if "seq_len" in given else max(2 * series.spec.m, 8)
+    p["horizon"] = p["horizon"] or settings.forecasting.horizon  # 0 (the form's "auto"): the frequency's default
+    p["seq_len"] = p["seq_len"] or settings.forecasting.seq_len
+    folds_for(
         len(series.history),
         p["horizon"],
-        p["seq_len"],
         p["backtest_folds"],
         p["backtest_step"] or p["horizon"],
+        series.spec.m,
         dataset,
     )
     gold_hash = hashlib.sha256(
@@ -178,7 +185,13 @@ def prepare(
         "dag_id": dag_id,
         "run_key": hashlib.sha256(airflow_run_id.encode()).hexdigest()[:12],
         "spec": series.spec.as_dict(),
+        "rank_metric": rank_metric(series.spec.freq),
     }
+
+
+def rank_metric(freq: str) -> str:
+    """The per-period MASE a series is ranked by: mase_daily, mase_monthly, ..."""
+    return f"mase_{freq}"
 
 
 def _staging(context: dict) -> str:
@@ -238,30 +251,21 @@ def _log(settings: Settings, context: dict, result: Evaluation, series: Series) 
             }
         )
         target = series.history[series.spec.target]
-        _log_figure(
+        log_figure(
             plots.forecast_vs_actual(result.backtest.predictions, target, result.model), "plots/forecast_vs_actual.png"
         )
         mlflow.log_text(result.backtest.predictions.to_csv(index=False), "backtest.csv")
         if result.tuning and result.tuning.trials:
             log_frame(pd.DataFrame(result.tuning.trials), "tuning_trials.json")
-            _log_figure(plots.tuning(result.tuning.trials, result.model), "plots/tuning.png")
+            log_figure(plots.tuning(result.tuning.trials, result.model), "plots/tuning.png")
         if getattr(result.fitted, "history_", None):
-            _log_figure(plots.learning_curve(result.fitted.history_, result.model), "plots/learning_curve.png")
+            log_figure(plots.learning_curve(result.fitted.history_, result.model), "plots/learning_curve.png")
         known = future_covariates(series, context["params"]["horizon"])[0]
         info = pyfunc.log_model(
             result.fitted, series.spec, context["params"]["horizon"], result.model, result.family, series.history, known
         )
         out["model_uri"] = info.model_uri
     return out
-
-
-def _log_figure(fig, path: str) -> None:
-    """Log a matplotlib figure to the active run and free it (a task draws several)."""
-    import matplotlib.pyplot as plt
-    import mlflow
-
-    mlflow.log_figure(fig, path)
-    plt.close(fig)
 
 
 def _table(frame: pd.DataFrame):
@@ -280,11 +284,13 @@ def leaderboard(context: dict, records: list[dict], settings: Settings | None = 
     dataset, ds = context["dataset"], context["ds"]
     rows = [r for r in records if r]
     board = pd.DataFrame(rows)
-    for col in (RANK_METRIC, "mae_daily"):
+    metric = context.get("rank_metric", RANK_METRIC)
+    mae_col = metric.replace("mase_", "mae_")
+    for col in (metric, mae_col):
         if col not in board:
             board[col] = float("nan")
     board["_ok"] = board["status"].eq("ok")
-    board = board.sort_values(["_ok", RANK_METRIC, "mae_daily"], ascending=[False, True, True], na_position="last")
+    board = board.sort_values(["_ok", metric, mae_col], ascending=[False, True, True], na_position="last")
     board = board.drop(columns="_ok").reset_index(drop=True)
     board.insert(0, "rank", range(1, len(board) + 1))
     ok = board[board["status"] == "ok"]
@@ -304,7 +310,10 @@ def leaderboard(context: dict, records: list[dict], settings: Settings | None = 
     if len(predictions):
         predictions["is_best"] = predictions["model"] == best["model"]
         backtest = predictions[predictions["kind"] == "backtest"].drop(columns="kind")
-        forecast = _levels(predictions[predictions["kind"] == "forecast"], board.set_index("model")["covariates"])
+        levels = LEVELS if metric == RANK_METRIC else {metric.removeprefix("mase_"): 1}
+        forecast = _levels(
+            predictions[predictions["kind"] == "forecast"], board.set_index("model")["covariates"], levels
+        )
         lake.write_partition(
             GOLD, f"{dataset}_backtest", ds, _table(_dates(backtest)), {"parent_run_id": context["parent_run_id"]}
         )
@@ -317,7 +326,7 @@ def leaderboard(context: dict, records: list[dict], settings: Settings | None = 
                 "parent_run_id": context["parent_run_id"],
                 "best_model": best["model"],
                 "horizon": context["params"]["horizon"],
-                "levels": {"daily": 1, "weekly": 7, "monthly": 28},
+                "levels": levels,
                 "assumption": "known covariates over the horizon come from the plan (else as last year)",
             },
         )
@@ -328,15 +337,15 @@ def leaderboard(context: dict, records: list[dict], settings: Settings | None = 
         mlflow.log_text(flat.to_csv(index=False), "leaderboard.csv")
         mlflow.set_tag("failed_models", ",".join(board.loc[board["status"] != "ok", "model"]) or "none")
         if best is not None:
-            _log_figure(plots.leaderboard(board), "plots/leaderboard.png")
+            log_figure(plots.leaderboard(board, metric), "plots/leaderboard.png")
             if len(predictions):  # a retry after the staging was cleared keeps the first try's plots
                 history = load_target(context, settings, lake)
                 back = predictions[predictions["kind"] == "backtest"]
-                _log_figure(
+                log_figure(
                     plots.forecast_vs_actual(back, history, dataset, list(ok["model"])), "plots/forecast_vs_actual.png"
                 )
                 fut = predictions[predictions["kind"] == "forecast"]
-                _log_figure(plots.future(history, fut, dataset), "plots/forecast.png")
+                log_figure(plots.future(history, fut, dataset), "plots/forecast.png")
             mlflow.log_metrics(
                 {
                     f"best_{k}": float(best[k])
@@ -354,7 +363,8 @@ def leaderboard(context: dict, records: list[dict], settings: Settings | None = 
         "models": len(board),
         "failed": board.loc[board["status"] != "ok", ["model", "reason"]].to_dict("records"),
         "best_model": None if best is None else best["model"],
-        "best_mase_daily": None if best is None else _float(best[RANK_METRIC]),
+        "best_mase_daily": None if best is None else _float(best[metric]),
+        "rank_metric": metric,
         "forecast_uri": manifest.get("uri"),
         "registered": registered,
         "parent_run_id": context["parent_run_id"],
@@ -370,12 +380,16 @@ def load_target(context: dict, settings: Settings, lake: Lake) -> pd.Series:
     return series.history[series.spec.target]
 
 
-def _levels(forecast: pd.DataFrame, covariates: pd.Series) -> pd.DataFrame:
-    """Daily forecasts plus their sums over 7-day (weekly) and 28-day (monthly) blocks of the horizon."""
+LEVELS = {"daily": 1, "weekly": 7, "monthly": 28}
+
+
+def _levels(forecast: pd.DataFrame, covariates: pd.Series, levels: dict | None = None) -> pd.DataFrame:
+    """Daily forecasts plus their sums over 7-day (weekly) and 28-day (monthly) blocks of the horizon
+    (another frequency: its own periods only)."""
     out = []
     for model, part in forecast.groupby("model", sort=False):
         part = part.sort_values("date").reset_index(drop=True)
-        for level, size in {"daily": 1, "weekly": 7, "monthly": 28}.items():
+        for level, size in (levels or LEVELS).items():
             n = len(part) // size
             if n == 0:
                 continue
@@ -403,64 +417,17 @@ def _dates(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def policy(settings: Settings) -> Policy:
-    """Daily MASE below ``forecasting.gate_max_mase`` to be registered at all; champion unless the
-    champion did as well or better on the same backtest (same gold data and backtest settings)."""
-    return Policy(
-        RANK_METRIC, higher_is_better=False, gate=settings.forecasting.gate_max_mase, comparable_by=BACKTEST_KEY
-    )
-
-
-def backtest_key(context: dict, settings: Settings) -> str:
-    """What makes two MASEs comparable: the gold data, the horizon, the backtest origins and the seasons."""
-    p = context["params"]
-    key = [
-        context["gold_content_hash"],
-        p["horizon"],
-        p["backtest_folds"],
-        p["backtest_step"],
-        p["history_days"],
-        dict(settings.forecasting.seasons),
-    ]
-    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
-
-
-def register(settings: Settings, context: dict, board: pd.DataFrame, best: pd.Series) -> dict:
-    """Register the best model when it passes the gate and beats seasonal naive; alias it champion
-    unless the champion did better on the same backtest, in which case it becomes the challenger.
-
-    Safe to retry: the best model's run keeps one version and its decision (``pipelines.registry``).
-    """
-    naive = board[(board["model"] == "seasonal_naive") & (board["status"] == "ok")]
-    baselines = {}
-    if len(naive) and best["model"] != "seasonal_naive":
-        baselines["seasonal naive"] = _float(naive[RANK_METRIC].iloc[0])
-    decision = register_and_promote(
-        settings.mlflow.tracking_uri,
-        settings.forecasting.registered_model.format(dataset=context["dataset"]),
-        policy(settings),
-        best["mlflow_run_id"],
-        best["model_uri"],
-        score=_float(best[RANK_METRIC]),
-        baselines=baselines,
-        tags={
-            "model": best["model"],
-            "dataset": context["dataset"],
-            "ds": context["ds"],
-            BACKTEST_KEY: backtest_key(context, settings),
-            "gold_content_hash": context["gold_content_hash"],
-            "airflow_run_id": context["airflow_run_id"],
-        },
-    )
-    log_decision(settings.mlflow.tracking_uri, context["parent_run_id"], decision)
-    return decision.record()
-
-
 def run(
     dataset: str, ds: str, params: dict | None = None, settings: Settings | None = None, run_id: str = "cli"
 ) -> dict:
-    """The whole DAG in this process (CLI, tests): prepare, every model one after another, leaderboard."""
+    """The whole DAG in this process (CLI, tests): prepare, every model one after another, leaderboard.
+
+    The run id carries a hash of the Params: a re-run with other Params on the same date is a run of
+    its own (MLflow refuses to change a logged param), the same Params again resume the same run.
+    """
     settings = settings or load_settings()
-    context = prepare(dataset, {**(params or {}), "ds": ds}, "forecasting", run_id, settings=settings)
+    params = {**(params or {}), "ds": ds}
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    context = prepare(dataset, params, "forecasting", f"{run_id}-{digest}", settings=settings)
     records = [backtest_model(context, m, settings) for m in context["params"]["models"]]
     return leaderboard(context, records, settings)

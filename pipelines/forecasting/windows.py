@@ -4,8 +4,9 @@ Nothing here shuffles time. Scalers are fitted on the training part only and reu
 are on later days. A window is ``seq_len`` past days followed by ``horizon`` future days: the
 future part carries the known covariates and the calendar, never the target (it is zero there,
 with a flag saying so), so a model cannot see what it must predict. Every day of the window also
-carries the target of the same weekday a year before (364 days, so always in the past when the
-horizon is shorter than that), with a flag for days that have one.
+carries the target of the same period a year before (364 days for a daily series: the same
+weekday; 12 months, 52 weeks, ...; none for a yearly series), with a flag for periods that have
+one. The calendar features follow the frequency (``Freq.calendar``).
 """
 
 from __future__ import annotations
@@ -15,15 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.forecasting.data import ORIGIN_LAG, SeriesSpec
+from pipelines.forecasting.data import SeriesSpec
+from pipelines.forecasting.freq import FREQS
 
 
-def calendar(index: pd.DatetimeIndex) -> np.ndarray:
-    """Weekday one-hot (7) and two yearly harmonics (4): 11 columns, all in [-1, 1]."""
-    dow = np.eye(7)[index.dayofweek.to_numpy()]
-    angle = 2 * np.pi * (index.dayofyear.to_numpy() - 1) / 365.25
-    yearly = np.column_stack([np.sin(angle), np.cos(angle), np.sin(2 * angle), np.cos(2 * angle)])
-    return np.hstack([dow, yearly])
+def calendar(index: pd.DatetimeIndex, freq: str = "daily") -> np.ndarray:
+    """Calendar features of the frequency; daily: weekday one-hot (7) and two yearly harmonics (4), in [-1, 1]."""
+    return FREQS[freq].calendar(index)
 
 
 def origins(n: int, horizon: int, folds: int, step: int) -> list[int]:
@@ -81,8 +80,14 @@ class WindowSpec:
     target_scale: float
 
     @property
+    def year_lag(self) -> int:
+        """Periods in a year, when that is longer than the horizon (else last year's value could be a target)."""
+        year = self.spec.f.year
+        return year if year > self.horizon else 0
+
+    @property
     def n_features(self) -> int:
-        return 4 + len(self.spec.covariates) + 11
+        return 4 + len(self.spec.covariates) + self.spec.f.n_calendar()
 
     @classmethod
     def fit(cls, history: pd.DataFrame, spec: SeriesSpec, seq_len: int, horizon: int) -> WindowSpec:
@@ -106,14 +111,17 @@ class WindowSpec:
         """The input window to forecast the days of ``future`` (known covariates) after ``history``."""
         spec, L, H = self.spec, self.seq_len, self.horizon
         past = history.iloc[-L:]
-        days = past.index.append(pd.date_range(history.index[-1] + pd.Timedelta(days=1), periods=H, freq="D"))
+        days = past.index.append(self.spec.f.after(history.index[-1], H))
         frame = past[[spec.target, *spec.covariates]].reindex(days)
         known = future[list(spec.known)].reindex(days[L:]).ffill()  # fewer days given: the last one repeats
         frame.loc[days[L:], list(spec.known)] = known.to_numpy()
         yw = frame[spec.target].to_numpy(np.float64)[None]
-        lagw = history[spec.target].reindex(days - pd.Timedelta(days=ORIGIN_LAG)).to_numpy(np.float64)[None]
+        year, y_all = self.year_lag, history[spec.target].to_numpy(np.float64)
+        pos = len(history) - L + np.arange(L + H) - year  # position of each window period a year before
+        ok = (pos >= 0) & (pos < len(y_all)) & (year > 0)
+        lagw = np.where(ok, y_all[np.clip(pos, 0, len(y_all) - 1)], np.nan)[None]
         covw = frame[spec.covariates].to_numpy(np.float64)[None]
-        x, _, level = self._encode(yw, lagw, covw, calendar(days)[None])
+        x, _, level = self._encode(yw, lagw, covw, spec.f.calendar(days)[None])
         return x, float(level[0])
 
     def _raw(self, history: pd.DataFrame, starts: np.ndarray):
@@ -121,9 +129,10 @@ class WindowSpec:
         spec, W = self.spec, self.seq_len + self.horizon
         view = np.lib.stride_tricks.sliding_window_view
         y = history[spec.target].to_numpy(np.float64)
-        lagged = np.concatenate([np.full(ORIGIN_LAG, np.nan), y])[: len(y)]
+        year = self.year_lag
+        lagged = np.concatenate([np.full(year, np.nan), y])[: len(y)] if year else np.full(len(y), np.nan)
         cov = history[spec.covariates].to_numpy(np.float64)
-        cal = calendar(history.index)
+        cal = spec.f.calendar(history.index)
         return (
             view(y, W)[starts],
             view(lagged, W)[starts],

@@ -17,11 +17,12 @@ import logging
 import pandas as pd
 import pyarrow as pa
 
-from pipelines.config import Settings, load_settings
+from pipelines.config import Settings
 from pipelines.lake import Lake
 from pipelines.monitoring import alerts as al
 from pipelines.monitoring import anomaly, drift, performance
 from pipelines.serving import ab, predlog
+from pipelines.steps import RunContext, resolve_ds
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +90,25 @@ def _reference_probabilities(settings: Settings, model: str, held_out: pd.DataFr
         return None
 
 
+def run_params(params: dict | None, settings: Settings) -> dict:
+    """The form's values over the ``monitoring`` settings (an empty or 0 value keeps the setting)."""
+    cfg, params = settings.monitoring, dict(params or {})
+    return {
+        "model": params.get("model") or cfg.model,
+        "window": int(params.get("window") or cfg.window),
+        "max_auc_drop": float(params.get("max_auc_drop") or cfg.max_auc_drop),
+        "psi_threshold": float(params.get("psi_threshold") or cfg.psi_threshold),
+        "batch_rows": int(params.get("batch_rows") or 0),
+    }
+
+
 def check(ds: str, params: dict | None = None, airflow_run_id: str = "", settings: Settings | None = None) -> dict:
     """Monitor one date; returns a small summary (for XCom) with ``retrain`` set when the training DAG should run."""
-    settings = settings or load_settings()
-    cfg, params = settings.monitoring, dict(params or {})
-    model = params.get("model") or cfg.model
-    window = int(params.get("window") or cfg.window)
-    max_drop = float(params.get("max_auc_drop") or cfg.max_auc_drop)
-    psi_threshold = float(params.get("psi_threshold") or cfg.psi_threshold)
-    lake = Lake(settings.lake_root)
+    ctx = RunContext.create(settings=settings, dag_id="monitoring", airflow_run_id=airflow_run_id or "manual")
+    p = run_params(params, ctx.settings)
+    ctx = ctx.with_(dataset=p["model"], ds=resolve_ds(None, p["model"], ds), params=p)
+    settings, lake, cfg, ds, model = ctx.settings, ctx.lake, ctx.settings.monitoring, ctx.ds, p["model"]
+    window, max_drop, psi_threshold = p["window"], p["max_auc_drop"], p["psi_threshold"]
 
     predictions = predlog.read_predictions(lake, model)
     if len(predictions):
@@ -111,7 +122,7 @@ def check(ds: str, params: dict | None = None, airflow_run_id: str = "", setting
 
     metrics = pd.DataFrame()
     if len(joined):
-        joined["batch"] = performance.batches(joined, predlog.TS, int(params.get("batch_rows") or 0))
+        joined["batch"] = performance.batches(joined, predlog.TS, p["batch_rows"])
         metrics = performance.batch_metrics(joined, label=LABELS_LABEL, probability=predlog.PROBABILITY)
         verdict = performance.degradation(metrics, window, max_drop)
         summary["degradation"] = verdict
@@ -158,7 +169,7 @@ def check(ds: str, params: dict | None = None, airflow_run_id: str = "", setting
     summary["alerts_uri"] = lake.uri(al.store(lake, model, ds, alerts))
     summary["notified"] = al.notify(alerts, cfg.notifier, cfg.webhook_url)
     summary["retrain"] = bool(cfg.retrain_on_alert and any(a["kind"] in al.RETRAIN_KINDS for a in alerts))
-    summary["mlflow_run_id"] = _log_mlflow(settings, model, ds, airflow_run_id, summary, metrics, drift_table)
+    summary["mlflow_run_id"] = _log_mlflow(ctx, summary, metrics, drift_table)
     return summary
 
 
@@ -166,13 +177,14 @@ def _write(lake: Lake, rel: str, frame: pd.DataFrame) -> None:
     lake.write_parquet(rel, pa.Table.from_pandas(frame, preserve_index=False))
 
 
-def _log_mlflow(settings, model, ds, airflow_run_id, summary, metrics, drift_table) -> str:
+def _log_mlflow(ctx: RunContext, summary: dict, metrics: pd.DataFrame, drift_table: pd.DataFrame) -> str:
+    """One run per model and date in the ``monitoring`` experiment (a retry logs into it again)."""
     import mlflow
 
     from pipelines.tracking import get_or_start_run, log_frame
 
-    tags = {"model": model, "ds": ds, "airflow_run_id": airflow_run_id or "manual"}
-    with get_or_start_run(settings, "monitoring", f"{model} {ds}", tags) as run:
+    tags = {"model": ctx.dataset, "ds": ctx.ds, "airflow_run_id": ctx.airflow_run_id}
+    with get_or_start_run(ctx.settings, "monitoring", f"{ctx.dataset} {ctx.ds}", tags) as run:
         values = {"predictions": summary["predictions"], "labelled": summary["labelled"], "alerts": summary["alerts"]}
         deg = summary.get("degradation") or {}
         values.update({f"auc_{k}": deg[k] for k in ("latest", "before", "drop") if deg.get(k) is not None})

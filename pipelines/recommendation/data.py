@@ -8,24 +8,32 @@ number of ratings collapsed that way is reported, so nothing disappears silently
 
 The item and user tables are optional: items give titles and the catalogue, users give the ids of
 people who have not rated anything yet (they get popular items). When they are configured but
-have no gold yet, the summary says so and the run goes on with the ratings alone.
+have no gold yet, or the item table holds under half of the rated items (it belongs to another
+catalogue), the summary says so and the run goes on with the ratings alone. Without an item
+table, titles come from a title column of the ratings themselves (``title``, ``item_title``, ...).
+
+A ratings dataset other than ``recommendation.ratings`` (one added with ``dataset add --kind
+ratings``) is read with its entry's ``columns`` mapping, without the configured item and user
+tables, and registered as ``<dataset>_recommender`` (``for_dataset``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipelines.config import RecommendationSettings
+from pipelines.config import RatingColumns, RecommendationSettings, Settings
 from pipelines.constants import GOLD, ITEM_ID, RATING, TIMESTAMP, USER_ID
 from pipelines.errors import DataError
 from pipelines.lake import Lake
 
 TITLE = "title"
+TITLE_COLUMNS = ("title", "item_title", "item_name", "name")  # a ratings column that can give titles
+MIN_ITEM_TABLE_SHARE = 0.5  # an item table holding fewer of the rated items is another catalogue's
 
 
 class RecommendationDataError(DataError, ValueError):
@@ -80,6 +88,28 @@ class RecommendationData:
         }
 
 
+def for_dataset(settings: Settings, dataset: str = "") -> RecommendationSettings:
+    """The recommendation settings for a ratings dataset ("" is ``recommendation.ratings``).
+
+    A dataset entry with a ``columns`` mapping (``dataset add --kind ratings`` drafts it) names
+    the user/item/rating/timestamp columns; a role it leaves out keeps the ``recommendation.columns``
+    name (timestamp: none). Another dataset than the configured one comes without the item and user
+    tables (they describe the configured catalogue) and gets its own registered model.
+    """
+    cfg = settings.recommendation
+    name = dataset or cfg.ratings
+    mapped = dict(settings.dataset(name).columns)
+    columns = cfg.columns
+    if mapped:
+        columns = RatingColumns(**{"timestamp": "", **mapped}) if "timestamp" not in mapped else RatingColumns(**mapped)
+        columns = replace(
+            columns, **{r: getattr(cfg.columns, r) for r in ("user", "item", "rating") if r not in mapped}
+        )
+    if name == cfg.ratings:
+        return replace(cfg, columns=columns)
+    return replace(cfg, ratings=name, items="", users="", columns=columns, registered_model=f"{name}_recommender")
+
+
 def _partitions(lake: Lake, dataset: str, ds: str) -> list[str]:
     return [d for d in lake.list_partitions(GOLD, dataset) if d <= ds]
 
@@ -117,7 +147,8 @@ def load(lake: Lake, cfg: RecommendationSettings, ds: str) -> RecommendationData
     mapping = {cols.user: USER_ID, cols.item: ITEM_ID, cols.rating: RATING}
     if cols.timestamp:
         mapping[cols.timestamp] = TIMESTAMP
-    ratings, hashes = _read(lake, cfg.ratings, dates, mapping, "recommendation.columns")
+    dates_rated = dates
+    ratings, hashes = _read(lake, cfg.ratings, dates, mapping, "recommendation.columns or the dataset's columns")
     ratings, collapsed = clean_ratings(ratings, cfg.ratings)
     data = RecommendationData(ratings=ratings, content_hashes={cfg.ratings: hashes}, collapsed=collapsed)
 
@@ -130,9 +161,21 @@ def load(lake: Lake, cfg: RecommendationSettings, ds: str) -> RecommendationData
             items, data.content_hashes[cfg.items] = _read(
                 lake, cfg.items, dates, wanted, "recommendation.item_title/columns.item"
             )
-            data.items = items.drop_duplicates(ITEM_ID, keep="last").drop(columns="_part").reset_index(drop=True)
+            items = items.drop_duplicates(ITEM_ID, keep="last").drop(columns="_part").reset_index(drop=True)
+            rated = ratings[ITEM_ID].unique()
+            share = float(np.isin(rated, items[ITEM_ID].to_numpy()).mean())
+            if share >= MIN_ITEM_TABLE_SHARE:
+                data.items = items
+            else:
+                data.content_hashes.pop(cfg.items)
+                data.notes.append(
+                    f"item table {cfg.items!r} holds {share:.0%} of the rated items (another catalogue?): not used; "
+                    "set recommendation.items to your item table, or '' for none"
+                )
         else:
             data.notes.append(f"item table {cfg.items!r} has no gold up to {ds}: no titles, catalogue = rated items")
+    if data.items is None:
+        data.items = _titles_from_ratings(lake, cfg, dates_rated)
     if cfg.users:
         dates = _partitions(lake, cfg.users, ds)
         if dates:
@@ -145,6 +188,18 @@ def load(lake: Lake, cfg: RecommendationSettings, ds: str) -> RecommendationData
                 f"user table {cfg.users!r} has no gold up to {ds}: recommending to users with ratings only"
             )
     return data
+
+
+def _titles_from_ratings(lake: Lake, cfg: RecommendationSettings, dates: list[str]) -> pd.DataFrame | None:
+    """(item_id, title) from a title column of the ratings themselves (the latest title of each item), if any."""
+    names = lake.read_partition(GOLD, cfg.ratings, dates[-1]).column_names
+    found = [c for c in (cfg.item_title, *TITLE_COLUMNS) if c and c in names and c != cfg.columns.item]
+    if not found:
+        return None
+    frames = [lake.read_partition(GOLD, cfg.ratings, d).select([cfg.columns.item, found[0]]).to_pandas() for d in dates]
+    items = pd.concat(frames, ignore_index=True).dropna()
+    items.columns = [ITEM_ID, TITLE]
+    return items.drop_duplicates(ITEM_ID, keep="last").reset_index(drop=True)
 
 
 def clean_ratings(frame: pd.DataFrame, dataset: str = "ratings") -> tuple[pd.DataFrame, int]:

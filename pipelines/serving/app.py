@@ -30,7 +30,6 @@ and a Host header other than a loopback name, ``serving.host`` or ``serving.allo
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -50,14 +49,14 @@ from pipelines.config import Settings
 from pipelines.constants import CHALLENGER, CHAMPION
 from pipelines.lake import Lake
 from pipelines.serving import ab, predlog
+from pipelines.serving.bodies import check_contract, echo, parse_body, read_body, row_loc, validate_rows
 from pipelines.serving.model import (
     FAST_MAX_ROWS,
     ROW_ERRORS,
     UNIT_ID,
-    ModelStore,
     UnscorableRows,
-    lone_surrogate,
 )
+from pipelines.serving.store import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -101,154 +100,11 @@ class Service:
         return ab.assign(self.settings.serving.ab.experiment, unit_id, self.settings.serving.ab.challenger_fraction)
 
 
-# A 408 closes the connection (the body is half read; the client reconnects instead of meeting a reset). A 413
-# keeps it: uvicorn reads and drops the rest of the body, so the client still gets its answer.
-_CLOSE = {"Connection": "close"}
 _INLINE_BYTES = 32 * 1024  # smaller bodies on the fast path are answered on the event loop (a thread hop costs more)
-_MAX_ERRORS = 100  # a 422 lists at most this many problems
 _LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
 VIOLATIONS = "_contract_violations"  # logged column: the contract rules a flagged row broke ("; "-joined), else null
-
-
-async def _read_body(request: Request, cfg) -> bytes:
-    """The raw body: JSON only (415), at most ``max_body_bytes`` (413), all of it within ``body_timeout_s`` (408).
-
-    Requiring ``Content-Type: application/json`` also makes a browser preflight any cross-origin
-    POST, which the CORS policy then refuses: a ``text/plain`` form post from another site never runs.
-    """
-    from starlette.requests import ClientDisconnect
-
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media != "application/json":
-        raise HTTPException(
-            415, f"send the rows as JSON with Content-Type: application/json (got {media or 'no Content-Type'!r})"
-        )
-    limit = cfg.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(
-            413, f"request body of {declared} bytes is over the limit of {limit} bytes (serving.max_body_bytes)"
-        )
-    body = bytearray()
-    try:
-        async with asyncio.timeout(cfg.body_timeout_s):
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    raise HTTPException(
-                        413, f"request body is over the limit of {limit} bytes (serving.max_body_bytes)"
-                    )
-    except TimeoutError:
-        raise HTTPException(
-            408, f"the request body did not arrive within {cfg.body_timeout_s:g} s (serving.body_timeout_s)", _CLOSE
-        ) from None
-    except ClientDisconnect:
-        raise HTTPException(400, "the client disconnected before sending the whole body", _CLOSE) from None
-    return bytes(body)
-
-
-def _parse_int(text: str):
-    """A JSON integer longer than any int64 (20 characters) is read as a float: a 5,000-digit number then
-    fails its field's range check instead of Python's limit on parsing integers."""
-    return int(text) if len(text) <= 20 else float(text)
-
-
-def _parse(body: bytes):
-    """The body's JSON (400 if it is not JSON). NaN, Infinity and 1e400 parse to floats the row validation refuses."""
-    try:
-        return json.loads(body, parse_int=_parse_int)
-    except RecursionError:
-        raise HTTPException(400, "request body is nested too deeply: send a row object or a list of them") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise HTTPException(400, f"request body is not valid JSON: {_echo(str(exc))}") from None
-
-
-def _echo(value):
-    """A value as an error message can show it: text cut short with lone surrogates escaped, non-finite numbers
-    and containers by name (a 422 must render whatever the request held)."""
-    if isinstance(value, str):
-        return value[:200].encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    return {list: "a JSON array", dict: "a JSON object"}.get(type(value), type(value).__name__)
-
-
-def _at(i: int, is_list: bool) -> list:
-    return ["body", i] if is_list else ["body"]
-
-
-def _capped(errors: list[dict]) -> list[dict]:
-    if len(errors) <= _MAX_ERRORS:
-        return errors
-    more = {"loc": ["body"], "msg": f"{len(errors) - _MAX_ERRORS} more problems not listed", "type": "too_many_errors"}
-    return [*errors[:_MAX_ERRORS], more]
-
-
-def _row_errors(exc, item: dict, at: list) -> list[dict]:
-    """pydantic's errors for one row, each at [body, (row,) field], deduplicated (a union reports each member)."""
-    out, seen = [], set()
-    for e in exc.errors(include_url=False, include_context=False):
-        if not e["loc"]:  # a field name pydantic cannot read: a lone surrogate in a key
-            bad = [k for k in item if lone_surrogate(k) is not None]
-            msg = "field name with a lone surrogate is not valid Unicode: send UTF-8 text"
-            out += [{"loc": [*at, _echo(k)], "msg": msg, "type": "string_unicode"} for k in bad]
-            continue
-        entry = {"loc": [*at, _echo(e["loc"][0])], "msg": e["msg"], "type": e["type"], "input": _echo(e.get("input"))}
-        key = (str(entry["loc"]), entry["msg"])
-        if key not in seen:
-            seen.add(key)
-            out.append(entry)
-    return out
-
-
-def _validate(served, payload, max_rows: int, many_ok: bool = True) -> tuple[list[dict], bool]:
-    """Rows validated against the served model's schema (alias keys), and whether a list was sent."""
-    from pydantic import ValidationError
-
-    is_list = isinstance(payload, list)
-    if is_list and not many_ok:
-        raise HTTPException(422, [{"loc": ["body"], "msg": "send one row object, not a list", "type": "type_error"}])
-    items = payload if is_list else [payload]
-    if is_list and not items:
-        raise HTTPException(422, [{"loc": ["body"], "msg": "the list of rows is empty", "type": "value_error"}])
-    if len(items) > max_rows:
-        raise HTTPException(
-            413, f"{len(items)} rows in one request, over serving.max_rows_per_request ({max_rows}): split the batch"
-        )
-    rows, errors = [], []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            msg = "a row must be a JSON object of feature: value"
-            errors.append({"loc": _at(i, is_list), "msg": msg, "type": "type_error", "input": _echo(item)})
-            continue
-        try:
-            rows.append(served.request_model.model_validate(item).model_dump(by_alias=True))
-        except ValidationError as exc:
-            errors += _row_errors(exc, item, _at(i, is_list))
-    if errors:
-        raise HTTPException(422, _capped(errors))
-    return rows, is_list
-
-
-def _check_contract(models: dict, rows: list[dict], aliases: list[str], policy: str, is_list: bool) -> list[list]:
-    """Per row, the contract rules it breaks ({field, rule, msg}; by the model serving it); ``reject``: a 422."""
-    if policy == "off":
-        return [[] for _ in rows]
-    found = [
-        [{"field": f, "rule": r, "msg": m} for f, r, m in models[alias].violations(row)]
-        for row, alias in zip(rows, aliases, strict=True)
-    ]
-    if policy == "reject" and any(found):
-        errors = [
-            {"loc": [*_at(i, is_list), v["field"]], "msg": v["msg"], "type": f"contract_{v['rule']}"}
-            | {"input": _echo(rows[i].get(v["field"]))}
-            for i, row_violations in enumerate(found)
-            for v in row_violations
-        ]
-        raise HTTPException(422, _capped(errors))
-    return found
+# The request body in the OpenAPI schema: JSON read by the endpoint itself (``bodies.read_body``).
+_JSON_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}}
 
 
 class _ServerErrors:
@@ -374,7 +230,7 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
 
     def answer(payload, models: dict) -> Response:
         """Validate, route, check the contract, score, log: one request's work (on the loop or in a thread)."""
-        rows, is_list = _validate(models[CHAMPION], payload, cfg.max_rows_per_request)
+        rows, is_list = validate_rows(models[CHAMPION], payload, cfg.max_rows_per_request)
         request_id = uuid.uuid4().hex
         now = service.clock()
         units, aliases = [], []
@@ -384,8 +240,10 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
             arm = service.route(units[-1])
             aliases.append(arm if arm in models else CHAMPION)
         if CHALLENGER in aliases:  # the challenger validates its own schema
-            _validate(models[CHALLENGER], [r for r, a in zip(rows, aliases, strict=True) if a == CHALLENGER], len(rows))
-        violations = _check_contract(models, rows, aliases, cfg.contract_policy, is_list)
+            validate_rows(
+                models[CHALLENGER], [r for r, a in zip(rows, aliases, strict=True) if a == CHALLENGER], len(rows)
+            )
+        violations = check_contract(models, rows, aliases, cfg.contract_policy, is_list)
         proba = [0.0] * len(rows)
         for alias in dict.fromkeys(aliases):
             idx = [i for i, a in enumerate(aliases) if a == alias]
@@ -393,15 +251,19 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
                 scored = models[alias].predict([rows[i] for i in idx])
             except UnscorableRows as exc:
                 problems = [
-                    {"loc": _at(idx[j], is_list), "msg": m, "type": "unscorable"} for j, m in exc.problems.items()
+                    {"loc": row_loc(idx[j], is_list), "msg": m, "type": "unscorable"} for j, m in exc.problems.items()
                 ]
                 raise HTTPException(422, problems) from None
             for i, p in zip(idx, scored, strict=True):
-                proba[i] = float(p)
+                proba[i] = p
         out, logged = [], []
-        for row, unit, alias, p, broken in zip(rows, units, aliases, proba, violations, strict=True):
+        for row, unit, alias, scores, broken in zip(rows, units, aliases, proba, violations, strict=True):
             m = models[alias]
+            # binary: P(positive); multi-class: every class's probability, "probability" the top class's
+            p = float(scores) if m.classes is None else float(max(scores))
             out.append({"probability": p, "model": m.name, "version": m.version, "alias": alias, "arm": alias})
+            if m.classes is not None:
+                out[-1]["probabilities"] = {c: float(v) for c, v in zip(m.classes, scores, strict=True)}
             out[-1]["unit_id"] = unit
             out[-1]["violations"] = broken
             features = {c: row.get(c) for c in m.features}
@@ -424,33 +286,33 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
 
     @app.post(
         "/predict",
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
+        openapi_extra=_JSON_BODY,
         summary="P(class 1) for one row or a list of rows",
     )
     async def predict(request: Request):
-        body = await _read_body(request, cfg)
+        body = await read_body(request, cfg)
         models = service.store.models  # one snapshot for the whole request
         if len(body) <= _INLINE_BYTES and all(m.fast is not None for m in models.values()):
-            payload = _parse(body)
+            payload = parse_body(body)
             if not isinstance(payload, list) or len(payload) <= FAST_MAX_ROWS:
                 return answer(payload, models)  # microseconds on the fast path: a thread hop would cost more
             return await anyio.to_thread.run_sync(answer, payload, models, limiter=batches)
-        return await anyio.to_thread.run_sync(lambda: answer(_parse(body), models), limiter=batches)
+        return await anyio.to_thread.run_sync(lambda: answer(parse_body(body), models), limiter=batches)
 
     @app.post(
         "/explain",
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
+        openapi_extra=_JSON_BODY,
         summary="SHAP contributions per raw feature for one row (the champion's explainer)",
     )
     async def explain_row(request: Request):
         from pipelines.serving.model import ModelNotFound
         from pipelines.training import explain
 
-        body = await _read_body(request, cfg)
-        payload = _parse(body) if len(body) <= _INLINE_BYTES else await run_in_threadpool(_parse, body)
+        body = await read_body(request, cfg)
+        payload = parse_body(body) if len(body) <= _INLINE_BYTES else await run_in_threadpool(parse_body, body)
         served = service.store.models[CHAMPION]
-        rows, _ = _validate(served, payload, 1, many_ok=False)
-        [violations] = _check_contract({CHAMPION: served}, rows, [CHAMPION], cfg.contract_policy, False)
+        rows, _ = validate_rows(served, payload, 1, many_ok=False)
+        [violations] = check_contract({CHAMPION: served}, rows, [CHAMPION], cfg.contract_policy, False)
 
         def run() -> dict:
             explainer = served.explainer(
@@ -463,7 +325,7 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
         except ModelNotFound as exc:
             raise HTTPException(409, str(exc)) from None
         except ROW_ERRORS as exc:
-            msg = f"the explainer cannot explain this row: {type(exc).__name__}: {_echo(str(exc))}"
+            msg = f"the explainer cannot explain this row: {type(exc).__name__}: {echo(str(exc))}"
             raise HTTPException(422, [{"loc": ["body"], "msg": msg, "type": "unscorable"}]) from None
         numbers = [result["base_value"], result["output"], result["probability"], *result["contributions"].values()]
         if not all(isinstance(x, int | float) and math.isfinite(x) for x in numbers):

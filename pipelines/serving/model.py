@@ -1,4 +1,4 @@
-"""A registered model loaded by alias, its request schema from the signature, and hot swapping.
+"""A registered model loaded by alias, with its request schema (from the signature) and data contract.
 
 ``load(tracking_uri, name, alias)`` resolves the alias to a version and loads the fitted
 scikit-learn model (``mlflow.sklearn``: the same object the training DAG logged, with
@@ -20,13 +20,8 @@ Python, checked against the pipeline at load) when the model's steps allow it: a
 answers a row in tens of microseconds instead of milliseconds. Everything else, and any row the
 fast path refuses, goes through the pipeline's ``predict_proba``.
 
-``ModelStore`` holds the served models by alias and polls the aliases every N seconds; a moved
-alias loads the new version next to the old one and then swaps the reference (one assignment), so
-a request always sees one consistent version. A version that fails to load is recorded (version,
-cause, time) and retried at the next poll while the alias keeps serving what it had; so is a
-registry that does not answer. ``readiness`` turns that into GET /ready's answer. Loading fails
-with a ``DataError`` naming the model, version, URI and cause: ``ModelNotFound``,
-``ModelUnavailable`` (files missing, damaged or out of reach) or ``RegistryUnreachable``.
+The request schema is ``schema``; the error kinds are ``errors``; ``store.ModelStore`` keeps the
+served versions in step with their aliases.
 """
 
 from __future__ import annotations
@@ -34,22 +29,33 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import re
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import DataError
 from pipelines.features.contracts import ColumnRule, Contract
+from pipelines.serving.errors import (  # noqa: F401 - re-exported: the API and tests import them from here
+    ModelNotFound,
+    ModelUnavailable,
+    RegistryUnreachable,
+    UnscorableRows,
+    _cause,
+    safe_uri,
+)
+from pipelines.serving.schema import (  # noqa: F401 - re-exported
+    INT64_MAX,
+    INT64_MIN,
+    UNIT_ID,
+    lone_surrogate,
+    request_model,
+    signature_columns,
+)
 
 log = logging.getLogger(__name__)
 
-UNIT_ID = "unit_id"
 # MLflow settings of the prediction service (serve; where the environment sets one, it wins).
 # MLflow's HTTP client retries a failed call 7 times with growing waits (about 4 minutes) and waits
 # up to 120 s for an answer; the service gives up within seconds instead: a start against a server
@@ -66,31 +72,10 @@ _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 # MLflow signature column types -> pandas dtypes of the frame.
 _DTYPES = {"double": "float64", "float": "float64", "long": "int64", "integer": "int64", "boolean": "bool"}
 FAST_MAX_ROWS = 64  # bigger batches go through the pipeline: its vectorised predict_proba is as fast per row
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_REPORTED_ROWS = 10  # a batch the model cannot score: at most this many rows are named
 # What a pipeline raises on values it cannot take (an unknown category, a NaN it cannot impute): the
 # request's fault, a 4xx. Anything else is the server's.
 ROW_ERRORS = (ValueError, TypeError, ArithmeticError)
-
-
-class ModelNotFound(DataError):
-    """The registered model or alias does not exist."""
-
-
-class ModelUnavailable(DataError):
-    """The version an alias names cannot be loaded: its files are missing, damaged or out of reach."""
-
-
-class RegistryUnreachable(DataError):
-    """The MLflow registry did not answer (server down, wrong URI, broken database)."""
-
-
-class UnscorableRows(DataError, ValueError):
-    """Valid rows the model cannot score: its pipeline raised on them, or gave no finite probability."""
-
-    def __init__(self, problems: dict[int, str]):
-        self.problems = problems  # row index -> what went wrong
-        super().__init__("; ".join(f"row {i}: {msg}" for i, msg in problems.items()))
 
 
 @dataclass
@@ -106,6 +91,7 @@ class ServedModel:
     fast_path: str = "not compiled"  # what became of the fast path, for GET /model
     contract: Contract | None = None  # the training dataset's contract (find_contract); None: types only
     contract_source: str = "none"  # where the contract came from, or why there is none, for GET /model
+    classes: list[str] | None = None  # a multi-class model's class names (predict: a column each); binary: None
     _explainer: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -179,7 +165,8 @@ class ServedModel:
         return frame
 
     def predict(self, rows: list[dict]) -> np.ndarray:
-        """P(class 1) per row; raises UnscorableRows naming the rows the model cannot score.
+        """P(class 1) per row (multi-class: a row of class probabilities); raises UnscorableRows naming the
+        rows the model cannot score.
 
         Small batches take the fast path; a batch it refuses, and every bigger one, goes through
         the pipeline. A row fails the same way alone or in any batch: the pipeline's error on it
@@ -197,7 +184,7 @@ class ServedModel:
                 if not problems:  # no row fails alone: not the rows' fault
                     raise
                 raise UnscorableRows(problems) from None
-        bad = np.flatnonzero(~np.isfinite(proba))[:MAX_REPORTED_ROWS]
+        bad = np.flatnonzero(~np.isfinite(proba).reshape(len(proba), -1).all(axis=1))[:MAX_REPORTED_ROWS]
         if len(bad):
             raise UnscorableRows({int(i): f"the model gave no probability for this row ({proba[i]})" for i in bad})
         return proba
@@ -224,7 +211,8 @@ class ServedModel:
         return dict(list(found.items())[:MAX_REPORTED_ROWS])
 
     def predict_pipeline(self, rows: list[dict]) -> np.ndarray:
-        return np.asarray(self.model.predict_proba(self.frame(rows)))[:, 1].astype(float)
+        proba = np.asarray(self.model.predict_proba(self.frame(rows))).astype(float)
+        return proba if self.classes is not None else proba[:, 1]
 
     def compile(self, example: list[dict]) -> None:
         """Set up the fast path if the pipeline's steps allow it and it agrees with the pipeline on probe rows."""
@@ -269,63 +257,6 @@ class ServedModel:
             return self._explainer
 
 
-def _integral(value):
-    """A float with no fractional part (40.0, as pandas writes an integer column with gaps) is that integer."""
-    return int(value) if type(value) is float and value.is_integer() else value
-
-
-def lone_surrogate(text: str) -> int | None:
-    """Where ``text`` holds a lone surrogate (\\ud800, which JSON escapes allow and UTF-8 cannot encode), else None."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return exc.start
-    return None
-
-
-def _text(value: str) -> str:
-    """Text that UTF-8 can encode: a lone surrogate would poison the log and the frame."""
-    pos = lone_surrogate(value)
-    if pos is not None:
-        from pydantic_core import PydanticCustomError
-
-        raise PydanticCustomError(
-            "string_unicode",
-            "text with a lone surrogate ({char}) at position {pos} is not valid Unicode: send UTF-8 text",
-            {"char": ascii(value[pos]), "pos": pos},
-        )
-    return value
-
-
-def _field_types() -> dict[str, Any]:
-    """Request types per signature type: strict, finite, int64, valid Unicode."""
-    from typing import Annotated
-
-    from pydantic import AfterValidator, BeforeValidator, Field
-
-    number = Annotated[float, Field(allow_inf_nan=False)]
-    integer = Annotated[int, BeforeValidator(_integral), Field(ge=INT64_MIN, le=INT64_MAX)]
-    text = Annotated[str, AfterValidator(_text)]
-    types = {"double": number, "float": number, "long": integer, "integer": integer, "boolean": bool, "string": text}
-    return {**types, "any": text | integer | number | bool}
-
-
-def request_model(name: str, columns: list[tuple[str, str]]):
-    """A pydantic model of one request row: each feature required (nullable) with its type, extra keys refused."""
-    from pydantic import ConfigDict, Field, create_model
-
-    types = _field_types()
-    fields: dict[str, Any] = {}
-    for i, (column, kind) in enumerate(columns):
-        fields[f"f{i}"] = (types.get(kind, types["any"]) | None, Field(..., alias=column))
-    fields["unit_id_"] = (types["string"] | int | None, Field(None, alias=UNIT_ID))
-    return create_model(
-        f"{name}_row",
-        __config__=ConfigDict(extra="forbid", strict=True, populate_by_name=False),
-        **fields,
-    )
-
-
 def find_contract(tracking_uri: str, name: str, version: str, run_id: str) -> tuple[Contract | None, str]:
     """The data contract of the dataset a version was trained on, and where it came from (or why there is none).
 
@@ -363,17 +294,6 @@ def find_contract(tracking_uri: str, name: str, version: str, run_id: str) -> tu
     except ContractError as exc:
         return None, f"none: {exc}; types only"
     return contract, f"{contract.name} (the contract of dataset {dataset!r})"
-
-
-def signature_columns(model_uri: str, signature) -> list[tuple[str, str]]:
-    """(feature, type) of the model's input signature (``Model.signature`` of ``model_uri``)."""
-    if signature is None or signature.inputs is None:
-        raise ModelNotFound(f"{model_uri} has no signature: log the model with one (see training.run._log_model)")
-    cols = []
-    for spec in signature.inputs.inputs:
-        kind = getattr(spec.type, "name", str(spec.type))
-        cols.append((spec.name, str(kind)))
-    return cols
 
 
 def registered_name(name: str) -> str:
@@ -463,9 +383,13 @@ def _load_version(tracking_uri: str, name: str, alias: str, version: str, run_id
         except Exception:  # noqa: BLE001 - a missing or unreadable example only costs the fast path
             example = None
     if not hasattr(model, "predict_proba"):
-        raise ModelNotFound(f"{uri} has no predict_proba: the API serves binary classifiers")
+        raise ModelNotFound(f"{uri} has no predict_proba: the API serves classifiers")
+    from pipelines.training import pyfunc
+
+    classes = pyfunc.class_names(model)
+    model = pyfunc.unwrap(model)  # the fitted pipeline itself: the fast path compiles its steps
     columns = signature_columns(uri, meta.signature)
-    served = ServedModel(name, version, alias, run_id, model, columns)
+    served = ServedModel(name, version, alias, run_id, model, columns, classes=classes)
     served.request_model = request_model(name, columns)
     served.contract, served.contract_source = find_contract(tracking_uri, name, version, run_id)
     if isinstance(example, pd.DataFrame) and len(example):
@@ -474,179 +398,3 @@ def _load_version(tracking_uri: str, name: str, alias: str, version: str, run_id
         served.fast_path = "off: the model was logged without an input example to check it against"
     log.info("serving: %s v%s (%s) fast path %s", name, version, alias, served.fast_path)
     return served
-
-
-def safe_uri(uri: str) -> str:
-    """``uri`` with the password of its user info masked, for messages and logs."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _cause(exc: BaseException) -> str:
-    """One line naming an error: its type and the OS's reason (a failed connection) or the message's first line."""
-    text = str(exc)
-    reason = re.search(r"\[Errno -?\d+\][^\"')]*", text)
-    line = reason.group(0).rstrip(" :") if reason else (text.strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {line[:300]}"
-
-
-@dataclass(frozen=True)
-class LoadFailure:
-    """A version an alias points at that did not load; the alias keeps serving what it had and retries next poll."""
-
-    version: str
-    cause: str
-    at: datetime
-
-    def describe(self) -> dict:
-        return {"version": self.version, "cause": self.cause, "at": self.at.isoformat()}
-
-
-class ModelStore:
-    """The served models by alias, kept in step with the registry by a polling thread.
-
-    Besides the models it keeps what the last poll found, for readiness: the version each alias
-    names in the registry, the versions that failed to load (and why), and since when the
-    registry has not answered.
-    """
-
-    def __init__(self, tracking_uri: str, name: str, aliases: tuple[str, ...], interval_s: float = 30.0):
-        self.tracking_uri, self.aliases, self.interval_s = tracking_uri, aliases, interval_s
-        self.name = registered_name(name)
-        self.models: dict[str, ServedModel] = {}
-        self.reloads = 0
-        self.registry: dict[str, str | None] = {}  # alias -> version the registry names (None: no such alias)
-        self.failures: dict[str, LoadFailure] = {}  # alias -> the version it names that did not load
-        self.poll_error: str | None = None  # why the last poll failed; None when it answered
-        self.unreachable_since: datetime | None = None  # first failed poll of the current run of failures
-        self.polled_at: datetime | None = None  # when the registry last answered
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def load(self, required: tuple[str, ...] = ()) -> ModelStore:
-        """Load every alias; ``required`` ones must exist and load, the others are skipped (and reported) if not.
-
-        Raises ``ModelNotFound``, ``ModelUnavailable`` or ``RegistryUnreachable`` naming the model,
-        version and URI.
-        """
-        self._sync({}, required)
-        return self
-
-    def refresh(self) -> list[str]:
-        """Reload the aliases that moved; returns the aliases swapped. A version that fails to load is recorded
-        in ``failures`` and retried at the next poll while the alias keeps serving what it had."""
-        down_since = self.unreachable_since
-        try:
-            swapped = self._sync(self.models, ())
-        except RegistryUnreachable as exc:
-            if down_since is None:  # logged when it stops answering and when it answers again, not every poll
-                log.warning("serving: %s; keeping the loaded versions", exc)
-            self.poll_error, self.unreachable_since = str(exc), down_since or datetime.now(UTC)
-            raise
-        if down_since is not None:
-            log.info("serving: the registry answers again (it did not since %s)", down_since.isoformat())
-        if swapped:
-            self.reloads += 1
-        return swapped
-
-    def _sync(self, current: dict[str, ServedModel], required: tuple[str, ...]) -> list[str]:
-        from mlflow import MlflowClient
-
-        client = MlflowClient(self.tracking_uri)
-        models, registry, failures, swapped = dict(current), {}, dict(self.failures), []
-        for alias in self.aliases:
-            found = _resolve(client, self.tracking_uri, self.name, alias)
-            if found is None:
-                if alias in required:
-                    raise _no_alias(self.tracking_uri, self.name, alias)
-                if self.registry.get(alias, "") is not None:  # once, not at every poll
-                    log.warning(
-                        "serving: %s has no alias %r; serving %s", self.name, alias, _version_of(models.get(alias))
-                    )
-                registry[alias] = None
-                failures.pop(alias, None)
-                continue  # a removed alias keeps serving what it had
-            version = registry[alias] = str(found.version)
-            if alias in models and models[alias].version == version:
-                failures.pop(alias, None)
-                continue
-            try:
-                models[alias] = _load_version(self.tracking_uri, self.name, alias, version, found.run_id)
-            except (ModelNotFound, ModelUnavailable) as exc:
-                if alias in required:
-                    raise
-                if alias not in failures or failures[alias].version != version:  # once per version, not every retry
-                    log.warning("serving: %s; %s keeps serving %s", exc, alias, _version_of(models.get(alias)))
-                failures[alias] = LoadFailure(version, str(exc), datetime.now(UTC))
-                continue
-            failures.pop(alias, None)
-            swapped.append(alias)
-            log.info("serving: %s@%s now version %s", self.name, alias, version)
-        # Each a single assignment: a request sees the old dict or the new one.
-        self.models, self.registry, self.failures = models, registry, failures
-        self.polled_at, self.poll_error, self.unreachable_since = datetime.now(UTC), None, None
-        return swapped
-
-    def readiness(self, alias: str) -> str | None:
-        """Why ``alias`` is not ready to serve (None: it is): served, and the version the registry names now."""
-        served = self.models.get(alias)
-        if served is None:
-            return f"{self.name}@{alias} is not loaded"
-        if self.unreachable_since is not None:
-            return (
-                f"the registry has not answered since {self.unreachable_since.isoformat()} ({self.poll_error}); "
-                f"serving version {served.version}, which may no longer be the {alias}"
-            )
-        wanted = self.registry.get(alias)
-        if wanted is None:
-            return f"{self.name} no longer has alias {alias!r} in the registry; serving version {served.version}"
-        if wanted != served.version:
-            failure = self.failures.get(alias)
-            if failure is not None and failure.version == wanted:
-                return (
-                    f"{alias} moved to version {wanted}, which failed to load at {failure.at.isoformat()}: "
-                    f"{failure.cause}; serving version {served.version} until it loads (retried every "
-                    f"{self.interval_s:g}s)"
-                )
-            return f"{alias} moved to version {wanted}, not loaded yet; serving version {served.version}"
-        return None
-
-    def status(self) -> dict:
-        """What the last poll found, for GET /health and /ready."""
-        return {
-            "registry": dict(self.registry),
-            "polled_at": _iso(self.polled_at),
-            "poll_error": self.poll_error,
-            "registry_unreachable_since": _iso(self.unreachable_since),
-            "load_failures": {alias: failure.describe() for alias, failure in self.failures.items()},
-        }
-
-    def start(self) -> ModelStore:
-        self._thread = threading.Thread(target=self._run, name="alias-poll", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.refresh()
-            except RegistryUnreachable:
-                pass  # recorded for /health and /ready, and logged, by refresh
-            except Exception:
-                log.exception("serving: polling the aliases of %s failed; keeping the loaded versions", self.name)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-
-def _iso(at: datetime | None) -> str | None:
-    return at.isoformat() if at is not None else None
-
-
-def _version_of(served: ServedModel | None) -> str:
-    return f"version {served.version}" if served is not None else "nothing"

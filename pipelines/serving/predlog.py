@@ -28,68 +28,49 @@ import contextlib
 import fcntl
 import json
 import logging
-import math
 import os
 import shutil
 import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from pipelines import faults
 from pipelines.config import LOG_DURABILITY
-from pipelines.constants import QUARANTINE, RAW, REASON
+from pipelines.constants import RAW, REASON  # noqa: F401 - re-exported
 from pipelines.lake import Lake
+from pipelines.serving.journal import Segment, fsync_dir, load_segment, try_lock
+from pipelines.serving.logrows import (  # noqa: F401 - the columns are re-exported: readers use predlog.TS, ...
+    ALIAS,
+    ARM,
+    DEAD_LETTER,
+    JOURNAL_DIR,
+    LOGGED_AT,
+    META_COLUMNS,
+    MODEL,
+    PREDICTIONS,
+    PROBABILITY,
+    REQUEST_ID,
+    TS,
+    UNIT_ID,
+    VERSION,
+    BadRow,
+    bad_text,
+    clean_row,
+    dead_entry,
+    raw_text,
+    safe_text,
+)
 
 log = logging.getLogger(__name__)
 
-PREDICTIONS = "predictions"
-DEAD_LETTER = f"{QUARANTINE}/{PREDICTIONS}"  # rows that cannot be logged, with their reason
-JOURNAL_DIR = "prediction_journal"  # under the state folder: one folder per model, then per process
-# Metadata columns of a logged row (leading underscore: not a feature).
-REQUEST_ID, TS, MODEL, VERSION, ALIAS, ARM, UNIT_ID, PROBABILITY = (
-    "_request_id",
-    "_ts",
-    "_model",
-    "_model_version",
-    "_alias",
-    "_arm",
-    "_unit_id",
-    "_probability",
-)
-META_COLUMNS = (REQUEST_ID, TS, MODEL, VERSION, ALIAS, ARM, UNIT_ID, PROBABILITY)
-LOGGED_AT = "_logged_at"  # dead letter: when log() received the row
-_INT64 = (-(2**63), 2**63 - 1)
 _BACKOFF_S = (0.5, 30.0)  # first retry delay, doubling up to the second
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)  # journal lines (UTF-8 checked by .encode())
-
-
-class BadRow(ValueError):
-    """A row the log cannot store as it is (the message names the column and what is wrong)."""
-
-
-@dataclass
-class _Segment:
-    """Rows closed together into one batch: one journal file, one Parquet file per date."""
-
-    name: str
-    path: Path | None = None  # journal file (None: memory only)
-    fd: int | None = None  # open while rows are appended
-    rows: list[dict] = field(default_factory=list)
-    dead: list[list[str]] = field(default_factory=list)  # [reason, ds, raw text, logged at]
-    opened: float = field(default_factory=time.monotonic)
-    size: int = 0  # bytes journaled
-    unjournaled: int = 0  # rows the journal write failed for (memory only)
-
-    def __len__(self) -> int:
-        return len(self.rows) + len(self.dead)
 
 
 class PredictionLogger:
@@ -117,8 +98,8 @@ class PredictionLogger:
         self._lock_fd: int | None = None
         self._adopted: dict[Path, int] = {}  # journal folders of gone processes -> their lock
         self._seq = 0
-        self._current: _Segment | None = None
-        self._closed: deque[_Segment] = deque()
+        self._current: Segment | None = None
+        self._closed: deque[Segment] = deque()
         self._lock = threading.Lock()  # current/closed segments
         self._io_lock = threading.Lock()  # one writer of segments at a time
         self._wake = threading.Event()
@@ -150,11 +131,11 @@ class PredictionLogger:
         logged_at = None
         for row in rows:
             try:
-                clean = _clean(row, cache)
+                clean = clean_row(row, cache)
                 line = _ENCODER.encode(clean).encode()
             except (BadRow, UnicodeEncodeError) as exc:
                 logged_at = logged_at or datetime.now(UTC).isoformat()
-                entry = _dead(row, exc if isinstance(exc, BadRow) else _bad_text(row), logged_at)
+                entry = dead_entry(row, exc if isinstance(exc, BadRow) else bad_text(row), logged_at)
                 dead.append(entry)
                 line = json.dumps(entry).encode()
             else:
@@ -188,23 +169,23 @@ class PredictionLogger:
             "log_last_error": self.last_error,
         }
 
-    def _open(self) -> _Segment:
+    def _open(self) -> Segment:
         """A new current segment (caller holds the lock); its journal file when there is a journal."""
         self._seq += 1
-        seg = _Segment(f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{self._proc}-{self._seq:06d}")
+        seg = Segment(f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{self._proc}-{self._seq:06d}")
         if self._root is not None:
             try:
                 folder = self._own_dir()
                 seg.path = folder / f"{seg.name}.jsonl"
                 seg.fd = os.open(seg.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
                 if self.durability == "journal_fsync":
-                    _fsync_dir(folder)
+                    fsync_dir(folder)
             except OSError as exc:
                 self._journal_failed(exc, f"opening a journal segment in {self._root}")
         self._current = seg
         return seg
 
-    def _append(self, seg: _Segment, data: bytes, rows: int) -> None:
+    def _append(self, seg: Segment, data: bytes, rows: int) -> None:
         try:
             view = memoryview(data)
             while view:
@@ -252,7 +233,7 @@ class PredictionLogger:
             fcntl.flock(fd, fcntl.LOCK_EX)
             tmp.rename(self._root / self._proc)
             if self.durability == "journal_fsync":
-                _fsync_dir(self._root)
+                fsync_dir(self._root)
             self._dir, self._lock_fd = self._root / self._proc, fd
         return self._dir
 
@@ -270,10 +251,10 @@ class PredictionLogger:
                 or not folder.is_dir()
             ):
                 continue
-            fd = _try_lock(folder / "lock")
+            fd = try_lock(folder / "lock")
             if fd is None:
                 continue  # its process is alive
-            segments = [_load(path) for path in sorted(folder.glob("*.jsonl"))]
+            segments = [load_segment(path) for path in sorted(folder.glob("*.jsonl"))]
             segments = [s for s in segments if len(s)]
             if not segments:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -346,7 +327,7 @@ class PredictionLogger:
                 _BACKOFF_S[1],
             )
 
-    def _write_segment(self, seg: _Segment) -> int:
+    def _write_segment(self, seg: Segment) -> int:
         """The segment's rows as Parquet (one file per date, or pieces of it) and its dead rows; OSError: retry."""
         dead = list(seg.dead)
         written = 0
@@ -384,14 +365,14 @@ class PredictionLogger:
             raise
         except Exception as exc:  # noqa: BLE001 - anything Arrow cannot take is about the data: split it
             if len(frame) == 1:
-                reason = _safe(f"cannot be written to Parquet: {type(exc).__name__}: {exc}")
-                return 0, [(reason, _raw(frame.iloc[0].to_dict()))]
+                reason = safe_text(f"cannot be written to Parquet: {type(exc).__name__}: {exc}")
+                return 0, [(reason, raw_text(frame.iloc[0].to_dict()))]
         offset, half = offset or 0, len(frame) // 2
         n1, bad1 = self._write_rows(folder, stem, frame.iloc[:half], offset)
         n2, bad2 = self._write_rows(folder, stem, frame.iloc[half:], offset + half)
         return n1 + n2, bad1 + bad2
 
-    def _forget(self, seg: _Segment) -> None:
+    def _forget(self, seg: Segment) -> None:
         """Delete a written segment's journal file (and the folder of a gone process once it is empty)."""
         if seg.path is None:
             return
@@ -431,162 +412,6 @@ class PredictionLogger:
             if fd is not None:
                 os.close(fd)
         self._lock_fd, self._dir, self._adopted = None, None, {}
-
-
-# ---- rows ---------------------------------------------------------------------------------
-def _clean(row: dict, cache: dict) -> dict:
-    """The row with plain JSON values: numpy scalars unwrapped, NaN as null, ``_ts`` as an ISO UTC string."""
-    if not isinstance(row, dict):
-        raise BadRow(f"a row must be a dict of column: value, got {type(row).__name__}")
-    if TS not in row:
-        raise BadRow(f"the row has no {TS} timestamp")
-    out = {}
-    low, high = _INT64
-    for key, value in row.items():
-        if type(key) is not str:
-            raise BadRow(f"column name {key!r} is not a string")
-        kind = type(value)  # the common cases inline: this runs for every value of every request
-        if key == TS:
-            out[key] = _timestamp(value, cache)
-        elif (
-            kind is str
-            or value is None
-            or (kind is float and math.isfinite(value))
-            or kind is bool
-            or (kind is int and low <= value <= high)
-        ):
-            out[key] = value
-        else:
-            out[key] = _value(key, value)
-    return out
-
-
-def _value(key: str, value):
-    """A plain JSON value (None, bool, int within int64, finite float, str), or BadRow naming the column."""
-    kind = type(value)
-    if value is None or kind is str or kind is bool:
-        return value
-    if kind is int:
-        if not _INT64[0] <= value <= _INT64[1]:
-            raise BadRow(f"column {key!r}: integer {value} is outside the 64-bit range")
-        return value
-    if kind is float:
-        if math.isfinite(value):
-            return value
-        if value != value:
-            return None  # NaN: a missing value, read back as NaN
-        raise BadRow(f"column {key!r}: {value} is not a finite number")
-    if isinstance(value, np.generic):
-        return _value(key, value.item())
-    if value is pd.NA or value is pd.NaT:
-        return None
-    for plain in (bool, int, float, str):  # subclasses (enums, ...)
-        if isinstance(value, plain):
-            return _value(key, plain(value))
-    raise BadRow(
-        f"column {key!r}: a {type(value).__name__} value cannot be logged (use a number, string, bool or null)"
-    )
-
-
-def _timestamp(value, cache: dict) -> str:
-    if type(value) is datetime:  # the API's clock
-        return (value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-    try:
-        return cache[value]
-    except (KeyError, TypeError):
-        pass
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise BadRow(f"{TS} {value!r} is not a timestamp: {exc}") from None
-    if ts is pd.NaT:
-        raise BadRow(f"{TS} is missing (NaT)")
-    out = (ts.tz_localize(UTC) if ts.tzinfo is None else ts.tz_convert(UTC)).isoformat()
-    with contextlib.suppress(TypeError):
-        cache[value] = out
-    return out
-
-
-def _bad_text(row: dict) -> BadRow:
-    """Which column holds text that is not valid UTF-8 (lone surrogates: JSON escapes like \\ud800)."""
-    for key, value in row.items():
-        for what, text in (("column name", key), (f"column {key!a}", value)):
-            if isinstance(text, str):
-                try:
-                    text.encode()
-                except UnicodeEncodeError as exc:
-                    return BadRow(f"{what} {text!a} is not valid UTF-8 text ({exc.reason} at {exc.start})")
-    return BadRow("the row has text that is not valid UTF-8")
-
-
-def _dead(row, reason: BadRow, logged_at: str) -> list[str]:
-    """A dead-letter entry: [reason, ds, raw text, logged at]; ds is the row's date when it has one."""
-    try:
-        ds = _timestamp(row[TS], {})[:10]
-    except (BadRow, KeyError, TypeError):
-        ds = logged_at[:10]
-    return [_safe(str(reason)), ds, _raw(row), logged_at]
-
-
-def _raw(row) -> str:
-    """The row as ASCII JSON text (lone surrogates escaped, big ints kept), else its repr."""
-    try:
-        return json.dumps(row, default=str)
-    except (TypeError, ValueError):
-        return ascii(row)
-
-
-def _safe(text: str) -> str:
-    return text.encode("utf-8", "backslashreplace").decode()
-
-
-# ---- journal files ------------------------------------------------------------------------
-def _try_lock(path: Path) -> int | None:
-    """An fd holding the lock at ``path``, or None when another process holds it (or it is gone)."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _load(path: Path) -> _Segment:
-    """A journal segment read back, its rows checked again; a line that is neither a row nor a dead-letter
-    entry (a write cut short, an edit) goes to the dead letter."""
-    seg, cache = _Segment(path.stem, path=path), {}
-    for line in path.read_bytes().splitlines():
-        if not line.strip():
-            continue
-        item = None
-        try:
-            item = json.loads(line)
-            if isinstance(item, dict):
-                seg.rows.append(_clean(item, cache))
-            elif isinstance(item, list) and len(item) == 4 and all(isinstance(x, str) for x in item):
-                seg.dead.append([_safe(x) for x in item])
-            else:
-                raise BadRow("neither a row nor a dead-letter entry")
-        except ValueError as exc:  # bad JSON or UTF-8, BadRow
-            now = datetime.now(UTC).isoformat()
-            if isinstance(exc, BadRow) and isinstance(item, dict):
-                seg.dead.append(_dead(item, exc, now))
-            else:
-                reason = _safe(f"unreadable journal line in {path.name} (a write cut short?): {exc}")
-                seg.dead.append([reason, now[:10], line.decode("utf-8", "backslashreplace"), now])
-    return seg
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---- reading ------------------------------------------------------------------------------

@@ -31,18 +31,27 @@ class TrainingData:
     X_test: pd.DataFrame
     y_test: pd.Series
     content_hashes: dict[str, str]
+    classes: tuple[str, ...] | None = None  # multi-class: the class of each code 0..k-1 of y; binary: None
 
     @property
     def columns(self) -> list[str]:
         return [*self.features.numeric, *self.features.categorical]
 
+    @property
+    def multiclass(self) -> bool:
+        return self.classes is not None and len(self.classes) > 2
+
     def summary(self) -> dict:
+        share = {"train_positive_rate": float(self.y_train.mean())}
+        if self.classes is not None:
+            counts = self.y_train.value_counts().sort_index()
+            share = {"train_class_counts": {self.classes[int(c)]: int(n) for c, n in counts.items()}}
         return {
             "dataset": self.dataset,
             "ds": self.ds,
             "train_rows": len(self.X_train),
             "test_rows": len(self.X_test),
-            "train_positive_rate": float(self.y_train.mean()),
+            **share,
             "features": self.columns,
             "partitions": sorted(self.content_hashes),
         }
@@ -61,7 +70,13 @@ def load_training_data(lake: Lake, dataset: str, ds: str, sample: int | None = N
     frame = frame.to_pandas()
     latest = manifests[dates[-1]]
     features = FeatureSpec(numeric=tuple(latest.get("numeric", [])), categorical=tuple(latest.get("categorical", [])))
+    kind = _label_kind(latest, frame)
     check_gold(frame, features)
+    classes = None
+    if kind == "multiclass":  # codes 0..k-1 in sorted class order, over every partition read
+        frame = frame[frame[LABEL].notna()]
+        classes = tuple(sorted(frame[LABEL].astype(str).unique()))
+        frame = frame.assign(**{LABEL: frame[LABEL].astype(str).map({c: i for i, c in enumerate(classes)})})
     if sample and len(frame) > sample:
         frame = frame.groupby(LABEL, group_keys=False).sample(frac=sample / len(frame), random_state=seed)
     test = frame[SPLIT] == TEST
@@ -75,7 +90,24 @@ def load_training_data(lake: Lake, dataset: str, ds: str, sample: int | None = N
         X_test=frame.loc[test, columns].reset_index(drop=True),
         y_test=frame.loc[test, LABEL].astype(int).reset_index(drop=True),
         content_hashes={d: m["content_hash"] for d, m in manifests.items()},
+        classes=classes,
     )
+
+
+def _label_kind(manifest: dict, frame: pd.DataFrame) -> str:
+    """binary or multiclass; a numeric (regression) label is refused, naming its type."""
+    kind = manifest.get("label_kind") or "binary"
+    if kind == "numeric":
+        source = (manifest.get("label_source") or {}).get("column") or LABEL
+        dtype = frame[LABEL].dtype if LABEL in frame.columns else "unknown"
+        raise TrainingDataError(
+            f"label {source!r} is numeric ({dtype}, a regression target: its contract's gold.label has no "
+            "`positive` class): the training DAG trains classifiers. Give gold.label a `positive: <value>` for a "
+            "binary label or `multiclass: true` for classes, or forecast it with the forecasting DAG"
+        )
+    if kind not in ("binary", "multiclass"):
+        raise TrainingDataError(f"gold label_kind {kind!r} is not one the training DAG knows (binary, multiclass)")
+    return kind
 
 
 def check_gold(frame: pd.DataFrame, features: FeatureSpec) -> None:

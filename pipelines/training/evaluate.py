@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from pipelines.training import multiclass
 from pipelines.training.data import TrainingData
 
 
@@ -38,7 +39,7 @@ class Evaluation:
     reason: str | None = None
     model: object | None = None
     test_proba: np.ndarray | None = None
-    oof: np.ndarray | None = None  # out-of-fold P(class 1) per train row; NaN in folds CV did not reach
+    oof: np.ndarray | None = None  # out-of-fold P(class 1) (multi-class: a column per class); NaN past CV
 
     def record(self) -> dict:
         """The JSON-able part, for XCom and the leaderboard."""
@@ -64,8 +65,8 @@ def fold_ids(y, config: EvalConfig) -> np.ndarray:
 
 @dataclass
 class CrossValidation:
-    aucs: list[float]  # ROC-AUC per fold done, in fold order
-    oof: np.ndarray  # out-of-fold P(class 1), NaN in folds not done
+    aucs: list[float]  # ROC-AUC per fold done, in fold order (multi-class: one-vs-rest macro)
+    oof: np.ndarray  # out-of-fold P(class 1) (multi-class: a column per class), NaN in folds not done
     seconds: float
 
 
@@ -73,7 +74,7 @@ def cross_validate(make: Callable[[], object], data: TrainingData, config: EvalC
     """Stratified k-fold CV ROC-AUC on the train rows; stops after the fold that passes the time budget."""
     X, y = data.X_train, data.y_train
     fold = fold_ids(y, config)
-    cv, started = CrossValidation([], np.full(len(y), np.nan), 0.0), time.perf_counter()
+    cv, started = CrossValidation([], empty_oof(data), 0.0), time.perf_counter()
     for k in range(config.folds):
         _score_fold(cv, make().fit(X[fold != k], y[fold != k]), data, fold == k)
         if time.perf_counter() - started > config.time_budget_s:
@@ -82,11 +83,20 @@ def cross_validate(make: Callable[[], object], data: TrainingData, config: EvalC
     return cv
 
 
-def _score_fold(cv: CrossValidation, model, data: TrainingData, valid: np.ndarray) -> None:
-    from sklearn.metrics import roc_auc_score
+def empty_oof(data: TrainingData) -> np.ndarray:
+    """NaN out-of-fold scores for the train rows: one column (binary) or one per class."""
+    return multiclass.empty(len(data.y_train), len(data.classes) if data.multiclass else 2)
 
-    cv.oof[valid] = model.predict_proba(data.X_train[valid])[:, 1]
-    cv.aucs.append(roc_auc_score(data.y_train[valid], cv.oof[valid]))
+
+def scores(model, X, data: TrainingData) -> np.ndarray:
+    """P(class 1), or every class's probability (a class the model never saw: 0)."""
+    k = len(data.classes) if data.multiclass else 2
+    return multiclass.scores(multiclass.full(model.predict_proba(X), getattr(model, "classes_", range(k)), k))
+
+
+def _score_fold(cv: CrossValidation, model, data: TrainingData, valid: np.ndarray) -> None:
+    cv.oof[valid] = scores(model, data.X_train[valid], data)
+    cv.aucs.append(multiclass.roc_auc(data.y_train[valid], cv.oof[valid]))
 
 
 def _timed_fit(make: Callable[[], object], X, y) -> tuple[object, float]:
@@ -111,7 +121,7 @@ def _fit_all_in_parallel(make, data: TrainingData, config: EvalConfig, jobs: int
     # then waited ~45 s at exit (loky keeps idle workers 300 s): let them go after 1 s idle.
     with parallel_config(backend="loky", idle_worker_timeout=1):
         fits = Parallel(n_jobs=jobs)(delayed(_timed_fit)(make, X_part, y_part) for X_part, y_part in parts)
-    cv = CrossValidation([], np.full(len(y), np.nan), 0.0)
+    cv = CrossValidation([], empty_oof(data), 0.0)
     for k, (fold_model, _) in enumerate(fits[:-1]):
         _score_fold(cv, fold_model, data, fold == k)
     cv.seconds = time.perf_counter() - started
@@ -148,8 +158,11 @@ def _evaluate(name, family, make, data: TrainingData, config: EvalConfig, cv, jo
     else:
         result = cv() if cv else cross_validate(make, data, config)
         model, fit_s = _timed_fit(make, data.X_train, data.y_train)
-    proba = model.predict_proba(data.X_test)[:, 1]
-    test = m.classification_metrics(data.y_test.to_numpy(), proba, fp_cost=config.fp_cost, fn_cost=config.fn_cost)
+    proba = scores(model, data.X_test, data)
+    if data.multiclass:  # FP/FN costs are a binary notion: no cost metrics
+        test = multiclass.multiclass_metrics(data.y_test.to_numpy(), proba, data.classes)
+    else:
+        test = m.classification_metrics(data.y_test.to_numpy(), proba, fp_cost=config.fp_cost, fn_cost=config.fn_cost)
     speed = m.latency(model.predict_proba, data.X_test, single_rows=config.latency_rows)
     n_params = m.count_parameters(model)
     metrics = {

@@ -53,12 +53,24 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipelines.training.explain_permutation import _permutation_values
+from pipelines.training.explain_routes import (  # noqa: F401  (re-exported: the serving fast path reads _resolve)
+    LINEAR,
+    LOG_ODDS,
+    PERMUTATION,
+    PROBABILITY,
+    TREE,
+    _grouping,
+    _raw_features,
+    _resolve,
+    _route,
+    _tree_kind,
+    _unwrap,
+)
 from pipelines.training.metrics import FAMILIES
 
 log = logging.getLogger(__name__)
 
-TREE, LINEAR, PERMUTATION = "tree", "linear", "permutation"
-LOG_ODDS, PROBABILITY = "log_odds", "probability"
 
 MAX_BACKGROUND = 100  # background rows kept (raw training rows, sampled)
 AGNOSTIC_BACKGROUND = 50  # background rows for the permutation explainer (its cost grows with them)
@@ -69,7 +81,6 @@ MAX_DISPLAY = 20  # features shown in the summary plots
 
 _SELF_CHECK_ROWS = 20
 _PROBE_ROWS = 20  # rows global_summary times before it decides how many fit a time budget
-_EVAL_ROWS = 50_000  # rows per predict_proba call in the permutation explainer
 _LABELS = {LOG_ODDS: "log-odds", PROBABILITY: "probability"}
 
 
@@ -183,170 +194,6 @@ def _check_binary(model) -> None:
         raise ValueError(f"only binary classifiers are explained; the model has {len(classes)} classes")
 
 
-def _unwrap(model):
-    while type(model).__name__ == "FrozenEstimator":
-        model = model.estimator
-    return model
-
-
-def _route(model, features: tuple[str, ...]) -> tuple[str, str, str]:
-    """(kind, output space, why) for a fitted model."""
-    from sklearn.pipeline import Pipeline
-
-    if not (isinstance(model, Pipeline) and len(model.steps) == 2):
-        return PERMUTATION, PROBABILITY, ""
-    est = model.steps[-1][1]
-    tree = _tree_kind(est)
-    if tree is None and not _is_logreg(est):
-        if type(est).__name__ == "CalibratedClassifierCV":
-            return PERMUTATION, PROBABILITY, "calibrated probabilities are not linear in the features"
-        return PERMUTATION, PROBABILITY, ""
-    if tree == "hist_gb_categorical":
-        return PERMUTATION, PROBABILITY, "shap's TreeExplainer mis-reads HistGradientBoosting's categorical splits"
-    if _owners(model.steps[0][1], features) is None:
-        return PERMUTATION, PROBABILITY, "the preprocessing's output columns cannot be mapped to raw features"
-    if tree is None:
-        return LINEAR, LOG_ODDS, ""
-    return TREE, PROBABILITY if tree == "forest" else LOG_ODDS, ""
-
-
-def _tree_kind(est) -> str | None:
-    from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
-
-    if isinstance(est, (RandomForestClassifier, ExtraTreesClassifier)):
-        return "forest"
-    if isinstance(est, HistGradientBoostingClassifier):
-        categorical = getattr(est, "is_categorical_", None)
-        return "hist_gb_categorical" if categorical is not None and np.any(categorical) else "hist_gb"
-    module = type(est).__module__.split(".")[0]
-    if module == "xgboost" and type(est).__name__ == "XGBClassifier":
-        return "xgboost"
-    if module == "lightgbm" and type(est).__name__ == "LGBMClassifier":
-        return "lightgbm"
-    return None
-
-
-def _is_logreg(est) -> bool:
-    from sklearn.linear_model import LogisticRegression
-
-    return isinstance(est, LogisticRegression) and est.coef_.shape[0] == 1
-
-
-def _raw_features(model, X: pd.DataFrame) -> tuple[str, ...]:
-    """The raw columns a model reads: its preprocessing's inputs, else its fitted names, else X's columns."""
-    used = _used_columns(_unwrap(model))
-    if used is None:
-        return tuple(map(str, X.columns))
-    order = [str(c) for c in getattr(_unwrap(model), "feature_names_in_", X.columns)]
-    return tuple([c for c in order if c in used] + sorted(used - set(order)))
-
-
-def _used_columns(model) -> set[str] | None:
-    """Names of the raw columns a model reads, or None when it does not say."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-
-    model = _unwrap(model)
-    if isinstance(model, Pipeline):
-        first = model.steps[0][1]
-        if isinstance(first, ColumnTransformer):
-            used = set()
-            for name, trans, cols in first.transformers_:
-                if trans == "drop" or _width(first, name) == 0:
-                    continue
-                resolved = _resolve(first, cols)
-                if resolved is None:
-                    return _names_in(first)
-                used.update(resolved)
-            return used
-        if type(first).__name__ == "ColumnFrame":  # algorithms.ColumnFrame: the bagging Pipeline's first step
-            return set(map(str, first.columns))
-        return _names_in(model)
-    bases = getattr(model, "estimators_", None)  # voting, stacking, PrefitStacking
-    if isinstance(bases, list) and bases:
-        sets = [_used_columns(b) for b in bases]
-        if all(s is not None for s in sets):
-            return set().union(*sets)
-    return _names_in(model)
-
-
-def _names_in(model) -> set[str] | None:
-    names = getattr(model, "feature_names_in_", None)
-    return None if names is None else set(map(str, names))
-
-
-def _width(ct, name: str) -> int:
-    part = ct.output_indices_.get(name, slice(0, 0))
-    return part.stop - part.start
-
-
-def _resolve(ct, cols) -> list[str] | None:
-    """A ColumnTransformer column selection as names, or None when it is not a plain list/array/slice/scalar."""
-    names_in = getattr(ct, "feature_names_in_", None)
-    if isinstance(cols, str):
-        return [cols]
-    if isinstance(cols, slice):
-        return None if names_in is None else list(map(str, pd.Index(names_in)[cols]))
-    if callable(cols):
-        return None
-    cols = list(np.atleast_1d(np.asarray(cols, dtype=object)))
-    if all(isinstance(c, str) for c in cols):
-        return cols
-    if names_in is None:
-        return None
-    if all(isinstance(c, (bool, np.bool_)) for c in cols):
-        return [str(n) for n, keep in zip(names_in, cols, strict=True) if keep]
-    if all(isinstance(c, (int, np.integer)) for c in cols):
-        return [str(names_in[int(c)]) for c in cols]
-    return None
-
-
-def _owners(ct, features: tuple[str, ...]) -> list[str] | None:
-    """The raw feature behind each output column of a fitted ColumnTransformer, or None when unknowable."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder
-
-    if not isinstance(ct, ColumnTransformer) or getattr(ct, "sparse_output_", False):
-        return None
-    owners = []
-    for name, trans, cols in ct.transformers_:
-        width = 0 if trans == "drop" else _width(ct, name)
-        if width == 0:
-            continue
-        cols = _resolve(ct, cols)
-        if cols is None or not set(cols) <= set(features):
-            return None
-        if width == len(cols):
-            owners += cols  # numeric, ordinal, native categorical: 1:1
-            continue
-        if len(cols) == 1:
-            owners += cols * width
-            continue
-        last = trans.steps[-1][1] if isinstance(trans, Pipeline) else trans
-        if not isinstance(last, OneHotEncoder) or hasattr(last, "feature_names_in_"):
-            return None
-        tags = [f"\x00{i}\x00" for i in range(len(cols))]  # unique prefixes no category can fake
-        out = last.get_feature_names_out(tags)
-        if len(out) != width:
-            return None
-        owners += [cols[next(i for i, t in enumerate(tags) if n.startswith(t + "_"))] for n in out]
-    return owners if len(owners) == _total_width(ct) else None
-
-
-def _total_width(ct) -> int:
-    return max((part.stop for part in ct.output_indices_.values()), default=0)
-
-
-def _grouping(explainer: Explainer) -> np.ndarray:
-    """0/1 matrix (transformed columns x raw features) that sums one-hot contributions per raw feature."""
-    owners = _owners(_unwrap(explainer.model).steps[0][1], explainer.features)
-    index = {f: j for j, f in enumerate(explainer.features)}
-    G = np.zeros((len(owners), len(index)))
-    G[np.arange(len(owners)), [index[o] for o in owners]] = 1.0
-    return G
-
-
 def _self_check(explainer: Explainer) -> float | None:
     """None when base + sum(values) matches the model's own output on some background rows, else the max error."""
     rows = explainer.background.head(_SELF_CHECK_ROWS)
@@ -425,75 +272,6 @@ def _linear_values(explainer: Explainer, Xt) -> tuple[np.ndarray, float]:
         explainer._shap = shap.LinearExplainer(model.steps[-1][1], masker)
     result = explainer._shap(np.asarray(Xt, dtype=np.float64))
     return np.asarray(result.values, dtype=np.float64), float(np.ravel(result.base_values)[0])
-
-
-def _permutation_values(explainer: Explainer, X: pd.DataFrame) -> tuple[np.ndarray, float]:
-    """Permutation SHAP of P(class 1) on raw features: antithetic permutations, interventional masking.
-
-    The estimator of ``shap.PermutationExplainer`` with an ``Independent`` masker, vectorised over
-    rows: shap's evaluates the model once per row (0.1-0.2 s per row for our Pipelines, mostly
-    per-call overhead) and JIT-compiles its masker on first use in every process (5-12 s).
-    For each row and permutation, features are switched from background to the row's values one
-    at a time, forwards then backwards; each switch's change in the mean P(class 1) over the
-    background rows is that feature's contribution. Every walk goes from the base value to the
-    row's own output, so base_value + sum(values) == output exactly.
-    """
-    background = explainer.background
-    n_bg, n_rows, n_features = len(background), len(X), len(explainer.features)
-    codes, uniques = _codes(pd.concat([background, X], ignore_index=True))
-    bg_codes, x_codes = codes[:n_bg], codes[n_bg:]
-
-    def proba(codes: np.ndarray) -> np.ndarray:
-        out = []
-        for start in range(0, len(codes), _EVAL_ROWS):
-            part = codes[start : start + _EVAL_ROWS]
-            frame = pd.DataFrame(
-                {c: u.take(part[:, j]) for j, (c, u) in enumerate(zip(X.columns, uniques, strict=True))}
-            )
-            out.append(np.asarray(explainer.model.predict_proba(frame))[:, 1])
-        return np.concatenate(out).astype(np.float64)
-
-    base = float(proba(bg_codes).mean())
-    output = proba(x_codes)
-    values = np.zeros((n_rows, n_features))
-    steps = n_features - 1  # coalitions strictly between empty and full, per walk
-    if steps == 0:
-        values[:, 0] = output - base
-        return values, base
-    rng = np.random.default_rng(explainer.seed)
-    walks = 2 * explainer.permutations  # each permutation forwards and backwards
-    per_row = walks * steps * n_bg
-    chunk = max(1, _EVAL_ROWS // per_row)
-    for start in range(0, n_rows, chunk):
-        rows = np.arange(start, min(start + chunk, n_rows))
-        orders = np.array([rng.permutation(n_features) for _ in range(len(rows) * explainer.permutations)])
-        orders = np.concatenate([orders, orders[:, ::-1]]).reshape(2, len(rows), -1, n_features)
-        orders = orders.transpose(1, 0, 2, 3).reshape(len(rows), walks, n_features)  # (row, walk, position)
-        rank = np.argsort(orders, axis=2)  # rank[r, w, j]: position of feature j in the walk
-        # mask[r, w, k, j]: feature j takes the row's value in the walk's (k+1)-th coalition
-        mask = rank[:, :, None, :] <= np.arange(steps)[None, None, :, None]
-        mask = np.broadcast_to(mask[:, :, :, None, :], (len(rows), walks, steps, n_bg, n_features))
-        x = x_codes[rows][:, None, None, None, :]
-        masked = np.where(mask, x, bg_codes[None, None, None, :, :]).reshape(-1, n_features)
-        v = proba(masked).reshape(len(rows), walks, steps, n_bg).mean(axis=3)
-        v = np.concatenate(
-            [np.full((len(rows), walks, 1), base), v, np.broadcast_to(output[rows, None, None], (len(rows), walks, 1))],
-            axis=2,
-        )
-        gains = np.diff(v, axis=2)  # gains[r, w, k]: what the k-th feature of the walk added
-        contrib = np.take_along_axis(gains, rank, axis=2)  # contrib[r, w, j] = gains[r, w, rank[r, w, j]]
-        values[rows] = contrib.mean(axis=1)
-    return values, base
-
-
-def _codes(frame: pd.DataFrame) -> tuple[np.ndarray, list]:
-    """Each column as integer codes and the values behind them (missing kept as a value, dtypes kept)."""
-    codes, uniques = [], []
-    for column in frame.columns:
-        code, values = pd.factorize(frame[column], use_na_sentinel=False)
-        codes.append(code)
-        uniques.append(values)
-    return np.column_stack(codes).astype(np.int64), uniques
 
 
 def _check_columns(X: pd.DataFrame, features: Sequence[str], what: str) -> None:

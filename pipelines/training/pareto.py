@@ -9,7 +9,8 @@ the CV ROC-AUC so the test split stays an honest final check of the chosen model
 ``select`` runs the spec's steps in this order:
 
 1. candidates: leaderboard rows with ``status == "ok"``; the others are listed as not considered;
-2. gate: every rule must hold (default ``cv_roc_auc > 0.85`` and ``latency_p99_ms < 100``).
+2. gate: every rule must hold (``DEFAULT_GATE``: ``cv_roc_auc > 0.85`` and ``latency_p99_ms < 100``;
+   the training DAG passes its own, by default beating a baseline: ``pipelines.training.baseline``).
    A candidate with a missing (NaN) or infinite objective fails the gate too, so it is
    excluded by name rather than ranked;
 3. the Pareto front among the models that passed the gate;
@@ -24,8 +25,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -34,12 +33,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import DataError
-
-
-class ParetoError(DataError, ValueError):
-    """Bad selection config (objective, weight, gate rule) or a leaderboard it cannot rank."""
-
+from pipelines.training.gate import (  # noqa: F401  (re-exported: the gate is part of selection)
+    _MISSING,
+    DEFAULT_GATE,
+    DEFAULT_GATE_CONFIG,
+    Gate,
+    ParetoError,
+    Rule,
+    _as_gate,
+    _failures,
+    _numbers,
+    _require_columns,
+    apply_gate,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Objectives and dominance
@@ -93,17 +99,6 @@ def _names(frame: pd.DataFrame) -> list[str]:
     if "algorithm" in frame.columns:
         return frame["algorithm"].astype(str).tolist()
     return [str(i) for i in frame.index]
-
-
-def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """A column as float64; anything that is not a number becomes NaN."""
-    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def _require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in dict.fromkeys(columns) if c not in frame.columns]
-    if missing:
-        raise ParetoError(f"{what} column(s) {missing} not in the table; it has {sorted(map(str, frame.columns))}")
 
 
 def _goodness(frame: pd.DataFrame, objectives: Sequence[Objective]) -> np.ndarray:
@@ -210,131 +205,6 @@ def weighted_scores(
 # ---------------------------------------------------------------------------------------------
 # Gate
 # ---------------------------------------------------------------------------------------------
-
-_OPS = MappingProxyType({">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le})
-_NEGATION = MappingProxyType({">": "<=", ">=": "<", "<": ">=", "<=": ">"})
-_RULE_TEXT = re.compile(r"\s*([<>=!]*)\s*(.*?)\s*", re.DOTALL)
-_MISSING = "is missing or not a number"
-
-
-@dataclass(frozen=True)
-class Rule:
-    """``column op threshold`` must hold for a model to pass, e.g. Rule("latency_p99_ms", "<", 100)."""
-
-    column: str
-    op: str  # >, >=, < or <=
-    threshold: float
-
-    def __post_init__(self) -> None:
-        if self.op not in _OPS:
-            raise ParetoError(f"gate rule on {self.column!r}: unknown operator {self.op!r}; use one of {list(_OPS)}")
-        t = self.threshold
-        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(t):
-            raise ParetoError(f"gate rule on {self.column!r}: threshold must be a finite number; got {t!r}")
-        object.__setattr__(self, "threshold", float(t))
-
-    @classmethod
-    def parse(cls, column: str, text: str) -> Rule:
-        """``Rule.parse("cv_roc_auc", "> 0.85")``: an operator (>, >=, <, <=) then a number."""
-        op, number = _RULE_TEXT.fullmatch(str(text)).groups()
-        if op not in _OPS:
-            raise ParetoError(
-                f"gate rule {column}: {text!r} must be an operator ({', '.join(_OPS)}) then a number, "
-                f"e.g. '> 0.85'; unknown operator {op!r}"
-            )
-        try:
-            threshold = float(number)
-        except ValueError:
-            raise ParetoError(f"gate rule {column}: {text!r} must end in a number, e.g. '> 0.85'") from None
-        return cls(column, op, threshold)
-
-    def holds(self, values: np.ndarray) -> np.ndarray:
-        """Element-wise; a NaN never holds."""
-        with np.errstate(invalid="ignore"):
-            return _OPS[self.op](np.asarray(values, dtype=np.float64), self.threshold)
-
-    def failure(self, value: float) -> str:
-        """Why ``value`` fails, e.g. ``latency_p99_ms 140.2 >= 100 (rule < 100)``."""
-        rule = f"rule {self.op} {self.threshold:g}"
-        if math.isnan(value):
-            return f"{self.column} {_MISSING} ({rule})"
-        return f"{self.column} {self._show(value)} {_NEGATION[self.op]} {self.threshold:g} ({rule})"
-
-    def _show(self, value: float) -> str:
-        """Few digits, but enough that the number shown fails the rule like the value does."""
-        for digits in (4, 6, 8, 10, 12, 17):
-            text = f"{value:.{digits}g}"
-            if self.holds(np.array([float(text)]))[0] == self.holds(np.array([value]))[0]:
-                return text
-        return repr(value)
-
-    def __str__(self) -> str:
-        return f"{self.column} {self.op} {self.threshold:g}"
-
-
-@dataclass(frozen=True)
-class Gate:
-    """Rules a model must all pass before it may be promoted; no rules lets every model through."""
-
-    rules: tuple[Rule, ...] = ()
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, str | Sequence[str]]) -> Gate:
-        """From ``{"cv_roc_auc": "> 0.85", "latency_p99_ms": "< 100"}``; a list gives one column
-        several rules (``{"latency_p99_ms": [">= 0", "< 100"]}``)."""
-        if isinstance(config, Gate):
-            return config
-        if not isinstance(config, Mapping):
-            raise ParetoError(f"gate config must map columns to rules like {dict(DEFAULT_GATE_CONFIG)}; got {config!r}")
-        rules = []
-        for column, spec in config.items():
-            texts = [spec] if isinstance(spec, str) else spec
-            if not isinstance(texts, list | tuple) or not texts:
-                raise ParetoError(f"gate rule {column}: expected a rule like '> 0.85' or a list of them; got {spec!r}")
-            rules += [Rule.parse(str(column), t) for t in texts]
-        return cls(tuple(rules))
-
-    def __str__(self) -> str:
-        return " and ".join(map(str, self.rules)) or "no rules"
-
-
-DEFAULT_GATE_CONFIG = MappingProxyType({"cv_roc_auc": "> 0.85", "latency_p99_ms": "< 100"})
-DEFAULT_GATE = Gate.from_config(DEFAULT_GATE_CONFIG)
-
-
-def _failures(frame: pd.DataFrame, gate: Gate, objectives: Sequence[Objective] = ()) -> list[list[str]]:
-    """Per row, the text of every gate rule it fails, then every objective it has no finite value for."""
-    _require_columns(frame, [r.column for r in gate.rules], "gate rule")
-    _require_columns(frame, [o.column for o in objectives], "objective")
-    failed: list[list[str]] = [[] for _ in range(len(frame))]
-    reported = set()  # (row, column) already failed by a rule: one message about it is enough
-    for rule in gate.rules:
-        values = _numbers(frame, rule.column)
-        for i in np.flatnonzero(~rule.holds(values)):
-            failed[i].append(rule.failure(values[i]))
-            reported.add((i, rule.column))
-    for o in objectives:
-        values = _numbers(frame, o.column)
-        for i in np.flatnonzero(~np.isfinite(values)):
-            if (i, o.column) not in reported:
-                shown = _MISSING if math.isnan(values[i]) else f"is {values[i]}"
-                failed[i].append(f"{o.column} {shown} (objective {o.name} needs a finite number)")
-    return failed
-
-
-def _as_gate(gate: Gate | Mapping[str, str | Sequence[str]] | None) -> Gate:
-    return DEFAULT_GATE if gate is None else Gate.from_config(gate)
-
-
-def apply_gate(frame: pd.DataFrame, gate: Gate | Mapping[str, str | Sequence[str]] | None = None) -> pd.DataFrame:
-    """A copy of ``frame`` with ``passed_gate`` (bool) and ``failed_rules`` ("; "-joined, "" when
-    passed). ``gate`` is a Gate or its config mapping; None is ``DEFAULT_GATE``. A missing value
-    fails its rule. Raises ParetoError when a rule names a column the frame lacks."""
-    failed = _failures(frame, _as_gate(gate))
-    return frame.assign(
-        passed_gate=np.array([not f for f in failed], dtype=bool),
-        failed_rules=pd.Series(["; ".join(f) for f in failed], index=frame.index, dtype=object),
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,118 +340,5 @@ def _pairs(frame: pd.DataFrame, column: str) -> list[tuple[str, Any]]:
     return list(zip(frame["algorithm"].astype(str), frame[column], strict=True))
 
 
-# ---------------------------------------------------------------------------------------------
-# Plots
-# ---------------------------------------------------------------------------------------------
-
-_SELECTION_COLUMNS = ("considered", "passed_gate", "on_front", "selected")
-# (what, marker, colour, size): drawn in this order, each model in exactly one of them.
-_KINDS = (
-    ("failed gate", "x", "#c44e52", 40),
-    ("dominated", "o", "#b0b0b0", 40),
-    ("Pareto front", "o", "#4878a8", 60),
-    ("selected", "*", "#dd8452", 260),
-)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _objective(key: str, objectives: Sequence[Objective]) -> Objective:
-    for o in objectives:
-        if key in (o.name, o.column):
-            return o
-    raise ParetoError(f"{key!r} is not an objective; use one of {[o.name for o in objectives]}")
-
-
-def _plot_rows(table: pd.DataFrame, axes: Sequence[Objective]) -> list[tuple[str, str, str, int, pd.DataFrame]]:
-    """The considered rows with finite values on the plotted axes, split into the four kinds."""
-    _require_columns(table, [*_SELECTION_COLUMNS, "algorithm"], "selection (pass select(...).table)")
-    _require_columns(table, [o.column for o in axes], "plotted objective")
-    finite = np.all([np.isfinite(_numbers(table, o.column)) for o in axes], axis=0)
-    shown = table[table["considered"].to_numpy(dtype=bool) & finite]
-    masks = (
-        ~shown["passed_gate"],
-        shown["passed_gate"] & ~shown["on_front"],
-        shown["on_front"] & ~shown["selected"],
-        shown["selected"],
-    )
-    return [(*kind, shown[mask.to_numpy(dtype=bool)]) for kind, mask in zip(_KINDS, masks, strict=True)]
-
-
-def _label(o: Objective, better: tuple[str, str]) -> str:
-    """Axis label saying which way is better, e.g. ``latency_p99_ms (← better)``; ``better`` is (max, min)."""
-    return f"{o.column} ({better[0] if o.direction == 'max' else better[1]} better)"
-
-
-def plot_front_2d(
-    table: pd.DataFrame,
-    x: str = "latency_p99_ms",
-    y: str = "roc_auc",
-    objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
-    *,
-    gate: Gate | None = None,
-    log_x: bool = False,
-    title: str = "Pareto front",
-):
-    """Two objectives of a ``Selection.table`` against each other: front in blue, dominated in grey,
-    gate failures as red crosses, the selected model as a star, each model labelled.
-
-    ``x`` and ``y`` are objective names or columns. The front is the one over all objectives, so
-    a front model can look dominated in two of them. Models missing either value are left out.
-    ``gate`` draws its thresholds on these axes as dashed lines.
-    """
-    plt = _pyplot()
-    ox, oy = _objective(x, objectives), _objective(y, objectives)
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for label, marker, colour, size, rows in _plot_rows(table, (ox, oy)):
-        if len(rows):
-            ax.scatter(rows[ox.column], rows[oy.column], marker=marker, c=colour, s=size, label=label, zorder=3)
-            for name, vx, vy in zip(rows["algorithm"], rows[ox.column], rows[oy.column], strict=True):
-                ax.annotate(str(name), (vx, vy), xytext=(6, 6), textcoords="offset points", fontsize=7)
-    for rule in gate.rules if gate else ():
-        if rule.column == ox.column:
-            ax.axvline(rule.threshold, ls="--", c="grey", lw=1, label=f"gate {rule}")
-        elif rule.column == oy.column:
-            ax.axhline(rule.threshold, ls="--", c="grey", lw=1, label=f"gate {rule}")
-    if log_x:
-        ax.set_xscale("log")
-    ax.set(xlabel=_label(ox, ("→", "←")), ylabel=_label(oy, ("↑", "↓")), title=title)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_front_3d(
-    table: pd.DataFrame,
-    x: str = "latency_p99_ms",
-    y: str = "complexity",
-    z: str = "roc_auc",
-    objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
-    *,
-    title: str = "Pareto front",
-):
-    """Three objectives of a ``Selection.table`` in 3-D, with the same marks as ``plot_front_2d``."""
-    plt = _pyplot()
-    axes = tuple(_objective(k, objectives) for k in (x, y, z))
-    fig = plt.figure(figsize=(7, 6))
-    ax = fig.add_subplot(projection="3d")
-    for label, marker, colour, size, rows in _plot_rows(table, axes):
-        if len(rows):
-            ax.scatter(*(rows[o.column] for o in axes), marker=marker, c=colour, s=size, label=label, depthshade=False)
-            for name, *point in zip(rows["algorithm"], *(rows[o.column] for o in axes), strict=True):
-                ax.text(*point, f" {name}", fontsize=7)
-    ax.set_xlabel(_label(axes[0], ("higher is", "lower is")))
-    ax.set_ylabel(_label(axes[1], ("higher is", "lower is")))
-    ax.set_zlabel(_label(axes[2], ("higher is", "lower is")))
-    ax.set_title(title)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", fontsize=8)
-    return fig
+# Plots: pipelines/training/pareto_plots.py (imported last: it reads the objectives defined above)
+from pipelines.training.pareto_plots import plot_front_2d, plot_front_3d  # noqa: E402, F401

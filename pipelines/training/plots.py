@@ -84,3 +84,51 @@ def leaderboard(board: pd.DataFrame):
     fig.suptitle("Leaderboard")
     fig.tight_layout()
     return fig
+
+
+def model_figures(y: np.ndarray, score: np.ndarray, title: str, classes=None) -> list:
+    """(figure, artifact path) of one model's test scores: ROC/PR, confusion and calibration for a binary
+    model; for a multi-class one, one-vs-rest ROC per class and the class confusion matrix (no calibration)."""
+    if np.ndim(score) == 1:
+        return [
+            (roc_pr(y, score, title), "plots/roc_pr.png"),
+            (confusion(y, score, title), "plots/confusion_matrix.png"),
+            (calibration(y, score, title), "plots/calibration.png"),
+        ]
+    return [
+        (roc_per_class(y, score, title, classes), "plots/roc_pr.png"),
+        (confusion_classes(y, score, title, classes), "plots/confusion_matrix.png"),
+    ]
+
+
+def roc_per_class(y: np.ndarray, proba: np.ndarray, title: str, classes):
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for k, name in enumerate(classes):
+        hit = (np.asarray(y) == k).astype(int)
+        if 0 < hit.sum() < len(hit):
+            fpr, tpr, _ = roc_curve(hit, proba[:, k])
+            ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(hit, proba[:, k]):.3f})")
+    ax.plot([0, 1], [0, 1], ls="--", c="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC one-vs-rest - {title}")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_classes(y: np.ndarray, proba: np.ndarray, title: str, classes):
+    from sklearn.metrics import confusion_matrix
+
+    k = proba.shape[1]
+    cm = confusion_matrix(y, proba.argmax(axis=1), labels=list(range(k)))
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * k + 2, 1.0 + 0.6 * k + 1.5))
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, f"{v:,}", ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
+    names = [str(c) for c in classes]
+    ax.set(xticks=range(k), yticks=range(k), xlabel="predicted", ylabel="actual", title=f"Confusion - {title}")
+    ax.set_xticklabels(names, rotation=45, ha="right")
+    ax.set_yticklabels(names)
+    fig.tight_layout()
+    return fig

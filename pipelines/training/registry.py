@@ -24,13 +24,15 @@ def policy(margin: float = 0.0) -> Policy:
 
 
 def scored_auc(model_uri: str, X_test, y_test) -> float:
-    """ROC-AUC on the test rows of the pyfunc model at ``model_uri`` (P(class 1) or its two columns)."""
+    """ROC-AUC on the test rows of the pyfunc model at ``model_uri``: P(class 1) (a model logged before the
+    one-column output: its two columns), or one column per class (one-vs-rest macro ROC-AUC)."""
     import mlflow
-    from sklearn.metrics import roc_auc_score
 
-    out = np.asarray(mlflow.pyfunc.load_model(model_uri).predict(X_test))
-    proba = out[:, 1] if out.ndim == 2 else out
-    return float(roc_auc_score(np.asarray(y_test), proba))
+    from pipelines.training import multiclass
+
+    out = np.asarray(mlflow.pyfunc.load_model(model_uri).predict(X_test), dtype=np.float64)
+    proba = out[:, 1] if out.ndim == 2 and out.shape[1] == 2 else out
+    return multiclass.roc_auc(np.asarray(y_test), proba)
 
 
 def register(

@@ -20,7 +20,8 @@ from pipelines.threads import one_torch_thread
 
 
 class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
-    """Binary classifier: ReLU hidden layers with dropout, one logit, BCE loss, AdamW, early stopping.
+    """Classifier: ReLU hidden layers with dropout, AdamW, early stopping; binary: one logit and BCE loss,
+    multi-class: one logit per class and cross-entropy (softmax probabilities).
 
     Learned attributes: ``classes_``, ``n_features_in_``, ``n_parameters_`` (torch parameters),
     ``best_epoch_`` (1-based), ``n_epochs_`` (epochs run), ``history_`` (train/val loss per epoch)
@@ -58,11 +59,15 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(X):
             raise ValueError(f"y must be 1-D with one label per row of X ({len(X)} rows), got shape {y.shape}")
-        if type_of_target(y) not in ("binary", "multiclass") or len(np.unique(y)) != 2:
-            raise ValueError(f"TorchMLPClassifier is binary: y must hold exactly 2 classes, got {np.unique(y)[:10]}")
+        if type_of_target(y) not in ("binary", "multiclass") or len(np.unique(y)) < 2:
+            raise ValueError(f"TorchMLPClassifier needs 2 classes or more in y, got {np.unique(y)[:10]}")
         self.classes_ = np.unique(y)
         self.n_features_in_ = X.shape[1]
-        target = (y == self.classes_[1]).astype(np.float32)
+        self.n_outputs_ = 1 if len(self.classes_) == 2 else len(self.classes_)
+        if self.n_outputs_ == 1:
+            target = (y == self.classes_[1]).astype(np.float32)
+        else:
+            target = np.searchsorted(self.classes_, y).astype(np.int64)
         train_idx, val_idx = _stratified_holdout(target, self.validation_fraction, np.random.default_rng(self.seed))
 
         with one_torch_thread(), torch.random.fork_rng(devices=[]):
@@ -70,7 +75,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
             net = self._network(torch)
             self.n_parameters_ = int(sum(p.numel() for p in net.parameters()))
             optimiser = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-            loss_fn = torch.nn.BCEWithLogitsLoss()
+            loss_fn = torch.nn.BCEWithLogitsLoss() if self.n_outputs_ == 1 else _cross_entropy(torch)
             Xt, yt = torch.from_numpy(X), torch.from_numpy(target)
             X_train, y_train = Xt[train_idx], yt[train_idx]
             X_val, y_val = Xt[val_idx], yt[val_idx]
@@ -115,11 +120,17 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"X has {X.shape[1]} features, but the model was fitted on {self.n_features_in_}")
         with one_torch_thread(), torch.no_grad():
             net = self._fitted_network(torch)
-            p1 = torch.sigmoid(net(torch.from_numpy(X)).squeeze(1)).numpy().astype(np.float64)
+            logits = net(torch.from_numpy(X))
+            if getattr(self, "n_outputs_", 1) > 1:
+                return torch.softmax(logits, dim=1).numpy().astype(np.float64)
+            p1 = torch.sigmoid(logits.squeeze(1)).numpy().astype(np.float64)
         return np.column_stack([1.0 - p1, p1])
 
     def predict(self, X):
-        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+        proba = self.predict_proba(X)
+        if proba.shape[1] > 2:
+            return self.classes_[proba.argmax(axis=1)]
+        return self.classes_[(proba[:, 1] >= 0.5).astype(int)]
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -129,7 +140,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
-        tags.classifier_tags.multi_class = False
+        tags.classifier_tags.multi_class = True
         return tags
 
     # -- torch helpers ----------------------------------------------------------------------
@@ -139,7 +150,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         for size in self.hidden_sizes:
             layers += [torch.nn.Linear(width, int(size)), torch.nn.ReLU(), torch.nn.Dropout(self.dropout)]
             width = int(size)
-        layers.append(torch.nn.Linear(width, 1))
+        layers.append(torch.nn.Linear(width, getattr(self, "n_outputs_", 1)))
         return torch.nn.Sequential(*layers)
 
     def _fitted_network(self, torch):
@@ -158,6 +169,16 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         net.eval()
         with torch.no_grad():
             return float(loss_fn(net(X).squeeze(1), y))
+
+
+def _cross_entropy(torch):
+    """Cross-entropy over class logits, taking the (N, classes) output the binary loss takes as (N, 1)."""
+
+    class Loss(torch.nn.Module):
+        def forward(self, logits, target):
+            return torch.nn.functional.cross_entropy(logits if logits.ndim == 2 else logits[:, None], target)
+
+    return Loss()
 
 
 def _dense(X) -> np.ndarray:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipelines.training import multiclass
 from pipelines.training.data import TrainingData
 from pipelines.training.evaluate import EvalConfig, cross_validate
 
@@ -194,18 +195,16 @@ def _margins(est, X, start: int, stop: int) -> np.ndarray:
 
 
 def _prefix_proba(est, X, n: int) -> np.ndarray:
-    """P(class 1) from the first ``n`` trees: identical to the model fitted with ``n`` trees."""
+    """P(class 1) (multi-class: every class's) from the first ``n`` trees: the model fitted with ``n`` trees."""
     if hasattr(est, "booster_"):
-        return est.predict_proba(X, num_iteration=n)[:, 1]
-    return est.predict_proba(X, iteration_range=(0, n))[:, 1]
+        return multiclass.scores(est.predict_proba(X, num_iteration=n))
+    return multiclass.scores(est.predict_proba(X, iteration_range=(0, n)))
 
 
 def prefix_cross_validate(make, data: TrainingData, config: EvalConfig, counts: list[int]):
     """``cross_validate`` of a boosted pipeline for every tree count in ``counts``, from one fit per
     fold at ``max(counts)`` trees: ``(mean CV ROC-AUC per count, the best count, its CrossValidation)``."""
-    from sklearn.metrics import roc_auc_score
-
-    from pipelines.training.evaluate import CrossValidation, fold_ids
+    from pipelines.training.evaluate import CrossValidation, empty_oof, fold_ids
 
     X, y = data.X_train, data.y_train
     fold = fold_ids(y, config)
@@ -214,20 +213,21 @@ def prefix_cross_validate(make, data: TrainingData, config: EvalConfig, counts: 
         valid = fold == k
         model = make().fit(X[~valid], y[~valid])
         Xt, est = model[:-1].transform(X[valid]), model[-1]
-        margin = np.zeros(int(valid.sum()))
+        margin = 0.0
         for start, stop in itertools.pairwise([0, *counts]):
             # Ranks rows as P(class 1) does (xgboost adds its base score once per slice: a constant).
-            margin += _margins(est, Xt, start, stop)
-            aucs[stop].append(roc_auc_score(y[valid], margin))
+            margin = margin + np.asarray(_margins(est, Xt, start, stop), dtype=np.float64)
+            score = multiclass.softmax(margin) if margin.ndim == 2 else margin  # multi-class: per-class margins
+            aucs[stop].append(multiclass.roc_auc(y[valid], score))
         fits.append((valid, Xt, est))
         if time.perf_counter() - started > config.time_budget_s:
             break
     means = {n: float(np.mean(a)) for n, a in aucs.items()}
     best = max(means, key=means.get)
-    cv = CrossValidation([], np.full(len(y), np.nan), 0.0)
+    cv = CrossValidation([], empty_oof(data), 0.0)
     for valid, Xt, est in fits:  # the kept count's exact probabilities and fold AUCs
         cv.oof[valid] = _prefix_proba(est, Xt, best)
-        cv.aucs.append(roc_auc_score(y[valid], cv.oof[valid]))
+        cv.aucs.append(multiclass.roc_auc(y[valid], cv.oof[valid]))
     cv.seconds = time.perf_counter() - started
     means[best] = float(np.mean(cv.aucs))
     return means, best, cv

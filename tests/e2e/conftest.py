@@ -37,6 +37,8 @@ RUN_TIMEOUT_S = {"features": 900, "training": 1800}
 
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("PIPELINES_E2E") == "1":
+        # The CeleryExecutor module first: its stack is down before the session's LocalExecutor stack starts.
+        items.sort(key=lambda item: item.path.name != "test_celery.py")  # stable: the rest keep their order
         return
     skip = pytest.mark.skip(reason="integration mode: run with `make test-integration` (PIPELINES_E2E=1)")
     for item in items:
@@ -51,16 +53,23 @@ class Runs:
     seconds: dict[str, float]
 
 
+def stack_ports(redis: bool = False) -> dict[str, int]:
+    """Free loopback ports for a live stack (``live_stack``'s keyword arguments), from the PIPELINES_E2E_* ranges."""
+    web = port_range("PIPELINES_E2E_PORTS", "8201-8299")
+    ports = {"airflow_port": free_port(web)}
+    ports["mlflow_port"] = free_port(web, taken={ports["airflow_port"]})
+    ports["pg_port"] = free_port(port_range("PIPELINES_E2E_PG_PORTS", "5433-5439"))
+    if redis:
+        ports["redis_port"] = free_port(port_range("PIPELINES_E2E_REDIS_PORTS", "6380-6389"))
+    return ports
+
+
 @pytest.fixture(scope="session")
 def live(tmp_path_factory) -> LiveStack:
     root = tmp_path_factory.mktemp("live")
-    web = port_range("PIPELINES_E2E_PORTS", "8201-8299")
-    airflow_port = free_port(web)
-    mlflow_port = free_port(web, taken={airflow_port})
-    pg_port = free_port(port_range("PIPELINES_E2E_PG_PORTS", "5433-5439"))
     t0 = time.monotonic()
     print(f"\n[e2e] starting the live stack under {root}")
-    with live_stack(root, airflow_port, mlflow_port, pg_port) as stack:
+    with live_stack(root, **stack_ports()) as stack:
         print(f"[e2e] stack up in {time.monotonic() - t0:.0f}s: Airflow {stack.airflow_url}, MLflow {stack.mlflow_url}")
         yield stack
         print("[e2e] stopping the live stack")

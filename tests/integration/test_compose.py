@@ -199,6 +199,23 @@ def test_airflow_services_use_celery_with_postgres_and_redis():
             assert _REQUIRED_ONLY.match(env.get(key, "")), f"{name}: {key} must come from the env"
 
 
+def test_airflow_services_use_exactly_the_celery_settings_the_celery_mode_proves():
+    """Executor, queue, acks, prefetch, visibility timeout, heartbeat timeout: those of `make test-celery`."""
+    from pipelines.cli.celery_stack import CELERY_SETTINGS, QUEUES
+
+    for name in AIRFLOW_SERVICES:
+        env = _env(name)
+        assert {key: env.get(key) for key in CELERY_SETTINGS} == CELERY_SETTINGS, name
+        others = {k for k in env if k.startswith(("AIRFLOW__CELERY", "AIRFLOW__OPERATORS__"))} - set(CELERY_SETTINGS)
+        # Besides the proven ones: only where the broker and results are, and how many tasks a worker runs.
+        assert others <= {
+            "AIRFLOW__CELERY__BROKER_URL",
+            "AIRFLOW__CELERY__RESULT_BACKEND",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY",
+        }, (name, others)
+    assert CELERY_SETTINGS["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] == QUEUES  # what the workers listen on
+
+
 def test_airflow_services_share_the_same_secrets():
     """The API server signs tokens that workers and the scheduler must verify."""
     for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY"):

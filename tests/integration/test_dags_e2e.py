@@ -4,6 +4,8 @@ against a throwaway MLflow server."""
 import json
 import sqlite3
 
+import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -83,11 +85,17 @@ def test_a_date_with_no_data_fails_with_a_clear_message(airflow):
     assert "no landing files for dataset 'adult' on 2027-06-01" in result.log.read_text()
 
 
-def test_training_dag_leaves_a_leaderboard_and_nested_runs(airflow):
-    settings, env = airflow
+def _adult_gold(settings, env) -> Lake:
+    """The lake, with Adult's gold for 2026-01-01 (built by the features DAG if an earlier test did not)."""
     lake = Lake(settings.lake_root)
     if "2026-01-01" not in lake.list_partitions(GOLD, "adult"):
         assert demo.run_dag(settings, env, "features", "2026-01-01").state == "success"
+    return lake
+
+
+def test_training_dag_leaves_a_leaderboard_and_nested_runs(airflow):
+    settings, env = airflow
+    lake = _adult_gold(settings, env)
     conf = {
         "algorithms": ["logreg", "lightgbm", "mlp_torch"],
         "cv_folds": 2,
@@ -149,4 +157,35 @@ def test_training_dag_leaves_a_leaderboard_and_nested_runs(airflow):
     model = mlflow.pyfunc.load_model("models:/adult_classifier@champion")
     gold = lake.read_partition(GOLD, "adult", "2026-01-01").to_pandas().head(20)
     proba = model.predict(gold)  # raw gold rows, extra columns and all
-    assert len(proba) == 20
+    assert np.asarray(proba).shape == (20,)  # one probability per row, P(income > 50K), as the docs say
+    assert parent.data.tags["outcome"].startswith("registered adult_classifier version")
+    table = pd.read_json(
+        mlflow.artifacts.download_artifacts(run_id=parent.info.run_id, artifact_path="selection/pareto_table.json"),
+        orient="split",
+    )
+    lift = table.set_index("algorithm")["cv_roc_auc_lift"]  # the default gate: beat the baseline
+    assert lift.notna().all() and lift[selected] > 0.002
+
+
+def test_register_is_skipped_saying_why_when_no_model_passes_the_gate(airflow):
+    settings, env = airflow
+    _adult_gold(settings, env)
+    conf = {
+        "algorithms": ["logreg"],
+        "cv_folds": 2,
+        "sample_rows": 2000,
+        "ds": "2026-01-01",
+        "tune_top_k": 0,
+        "gate": {"cv_roc_auc": "> 0.9999"},
+    }
+    result = demo.run_dag(settings, env, "training", "2026-01-03", conf=json.dumps(conf))
+    assert result.state == "success", result.log  # a skipped register is not a failed run ...
+    states = {r[0]: r[2] for r in _task_rows(settings, result.run_id) if r[1] == -1}
+    assert states["register"] == "skipped" and states["explain"] == "success"  # ... but it is not green either
+    client = MlflowClient(settings.mlflow.server_url)
+    experiment = client.get_experiment_by_name("training")
+    (parent,) = client.search_runs(
+        [experiment.experiment_id], f"tags.airflow_run_id = '{result.run_id}' and tags.role = 'parent'"
+    )
+    assert parent.data.tags["outcome"] == "nothing registered"
+    assert "cv_roc_auc" in parent.data.tags["outcome_reason"] and parent.data.tags["registered_version"] == "none"

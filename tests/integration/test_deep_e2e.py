@@ -9,6 +9,8 @@ had to be stopped by hand (the run's state is read from the metadata DB, so the 
 """
 
 import json
+import subprocess
+import sys
 
 import mlflow
 import pandas as pd
@@ -27,8 +29,10 @@ DS = "2026-01-01"
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stack")
     with embedded_stack(
-        tmp_path_factory.mktemp("stack"),
+        root,
+        MLP_USER_DIR=str(root / "user"),  # own-data tests add datasets: never the checkout's include/user
         MLP_DEMO__SENTIMENT=json.dumps({"epochs": 1, "max_rows": 1500}),
         MLP_DEMO__IMAGE=json.dumps({"epochs": 2, "seeds": 1, "max_rows": 300}),
     ) as (settings, env):
@@ -77,3 +81,52 @@ def test_image_dag_trains_registers_and_runs_the_experiment(airflow, deep_demo):
         r.data.tags.get("image_dataset") in ("digits", "fashion_mnist") for r in runs if "arm" not in r.data.tags
     )
     assert client.get_model_version_by_alias("image_classifier", CHAMPION)
+
+
+def _typed(env, *args) -> str:
+    done = subprocess.run([sys.executable, "-m", "pipelines", *args], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_own_text_dataset_through_the_sentiment_dag(airflow, tmp_path):
+    """Issue 23: a user's three-class text CSV -> `dataset add --kind text` -> ingest -> the sentiment DAG."""
+    settings, env = airflow
+    words = {"good": "great lovely perfect", "bad": "awful broken cheap", "meh": "okay average plain"}
+    rows = [
+        {"Comment": f"{words[c].split()[i % 3]} {words[c].split()[(i + 1) % 3]} item {i}", "Mood": c}
+        for i, c in enumerate(list(words) * 40)
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "comments.csv", index=False)
+    _typed(env, "dataset", "add", "comments", "--source", str(tmp_path / "comments.csv"), "--kind", "text")
+    _typed(env, "ingest", "comments", "--ds", DS)
+    conf = {"dataset": "comments", "ds": DS, "models": ["tfidf_logreg"]}
+    result = demo.run_dag(settings, env, "sentiment", DS, conf=json.dumps(conf))
+    assert result.state == "success", result.log.read_text()[-4000:]
+    mlflow.set_tracking_uri(settings.mlflow.server_url)
+    model = mlflow.pyfunc.load_model(f"models:/comments_sentiment@{CHAMPION}")
+    assert list(model.predict(pd.DataFrame({"text": ["awful cheap", "lovely perfect"]}))["label"]) == ["bad", "good"]
+
+
+def test_own_image_folder_through_the_image_dag(airflow, tmp_path):
+    """Issue 23: PNG class folders -> `dataset add --kind images` -> ingest -> the image DAG (no experiment)."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    settings, env = airflow
+    digits = load_digits()
+    for i in range(150):
+        folder = tmp_path / "imgs" / f"digit{digits.target[i]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((digits.images[i] * 15).astype("uint8")).save(folder / f"{i}.png")
+    _typed(env, "dataset", "add", "scans", "--source", str(tmp_path / "imgs"), "--kind", "images")
+    _typed(env, "ingest", "scans", "--ds", DS)
+    conf = {"dataset": "scans", "ds": DS, "epochs": 2, "run_experiment": False}
+    result = demo.run_dag(settings, env, "image", DS, conf=json.dumps(conf))
+    assert result.state == "success", result.log.read_text()[-4000:]
+    client = MlflowClient(settings.mlflow.server_url)
+    version = client.get_model_version_by_alias("scans_image", CHAMPION)
+    assert version.tags["image_dataset"] == "scans"
+    mlflow.set_tracking_uri(settings.mlflow.server_url)
+    out = mlflow.pyfunc.load_model(f"models:/scans_image@{CHAMPION}").predict(digits.images[:3] / 16)
+    assert len(out) == 3 and set(out["label"]) <= {f"digit{d}" for d in range(10)}

@@ -33,7 +33,8 @@ CONF = {
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
-    with embedded_stack(tmp_path_factory.mktemp("stack")) as (settings, env):
+    root = tmp_path_factory.mktemp("stack")
+    with embedded_stack(root, MLP_USER_DIR=str(root / "user")) as (settings, env):  # `dataset add` writes there
         yield settings, env
 
 
@@ -101,3 +102,46 @@ def test_sales_flow_from_landing_to_a_registered_forecaster(airflow):
     out = model.predict(pd.concat([window, plan])[columns])
     assert len(out) == 14 and out["forecast"].notna().all() and (out["forecast"] > 0).all()
     assert out["date"].iloc[0] == pd.Timestamp(DS)
+
+
+def test_a_monthly_series_brought_with_dataset_add_is_forecast_by_the_dag(airflow, tmp_path):
+    """A user's two-column monthly file (``YYYY-MM``): ``dataset add --kind series`` drafts the contract
+    (no covariates, the frequency inferred), the features DAG lands and publishes it, the forecasting DAG
+    ranks the models by monthly MASE (horizon 12 months, the monthly default) and registers the best."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    settings, env = airflow
+    months = pd.date_range("2012-01-01", periods=84, freq="MS")
+    y = 200 + 2 * np.arange(84) + 25 * np.sin(2 * np.pi * np.arange(84) / 12)
+    source = tmp_path / "passengers.csv"
+    pd.DataFrame({"Month": months.strftime("%Y-%m"), "Passengers": y.round(1)}).to_csv(source, index=False)
+    added = subprocess.run(
+        [sys.executable, "-m", "pipelines", "dataset", "add", "air", "--source", str(source), "--kind", "series"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert added.returncode == 0, added.stderr
+
+    conf = {"dataset": "air", "simulate_feed": False, "land_source": True}
+    features = demo.run_dag(settings, env, "features", DS, conf=json.dumps(conf))
+    assert features.state == "success", features.log
+    lake = Lake(settings.lake_root)
+    assert lake.read_manifest(GOLD, "air", DS)["series"]["covariates"] == []
+
+    models = ["seasonal_naive", "theta", "auto_ets", "lstm"]
+    result = demo.run_dag(settings, env, "forecasting", DS, conf=json.dumps({"dataset": "air", "models": models}))
+    assert result.state == "success", result.log.read_text()[-4000:]
+    board = lake.read_partition(GOLD, "air_forecast_leaderboard", DS).to_pandas().set_index("model")
+    assert board.loc["lstm", "status"] == "skipped" and "needs" in board.loc["lstm", "reason"]
+    ok = board[board["status"] == "ok"]
+    assert set(ok.index) == {"seasonal_naive", "theta", "auto_ets"}
+    assert ok["mase_monthly"].min() < ok.loc["seasonal_naive", "mase_monthly"]
+    forecast = lake.read_partition(GOLD, "air_forecast", DS).to_pandas()
+    assert forecast.groupby("model").size().unique().tolist() == [12] and set(forecast["level"]) == {"monthly"}
+    assert str(forecast["period_start"].min()) == "2019-01-01"  # the month after the last one in the file
+    client = MlflowClient(settings.mlflow.server_url)
+    assert client.get_model_version_by_alias("air_forecaster", CHAMPION).version == "1"

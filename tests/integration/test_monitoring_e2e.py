@@ -4,13 +4,12 @@ a clean day and a drifted day. The clean day raises nothing; the drifted day's a
 and its trigger_training task creates a training run, which Airflow's scheduler then runs."""
 
 import json
-import sqlite3
 
 import pytest
 from mlflow import MlflowClient
 
 from pipelines import features
-from pipelines.cli import demo, stack
+from pipelines.cli import dagruns, demo, demo_monitoring, stack
 from pipelines.lake import Lake
 from pipelines.monitoring import alerts
 from pipelines.serving import replay
@@ -52,7 +51,7 @@ def airflow(tmp_path_factory):
         # Production traffic through the real API: a clean day, then a drifted one; labels for both.
         lake = Lake(settings.lake_root)
         rows = replay.held_out(lake, "adult", GOLD_DS, seed=0)
-        with replay.in_process(demo.serving_settings(settings)) as (client, service):
+        with replay.in_process(demo_monitoring.serving_settings(settings)) as (client, service):
             traffic = replay.replay_days(
                 client, service, rows, [CLEAN, DRIFTED], rows_per_day=600, drift_from=DRIFTED, drift=DRIFT,
                 lake=lake, model=MODEL, labels_dataset="labels",
@@ -62,23 +61,16 @@ def airflow(tmp_path_factory):
     assert stack.running_pid(settings, "scheduler") is None
 
 
-def _db(settings):
-    return stack.airflow_home(settings) / "airflow.db"
-
-
 def _task_states(settings, run_id) -> dict:
-    with sqlite3.connect(_db(settings)) as con:
-        rows = con.execute(
-            "select task_id, state from task_instance where dag_id = 'monitoring' and run_id = ?", (run_id,)
-        ).fetchall()
-    return dict(rows)
+    return dagruns.task_states(dagruns.client(settings), "monitoring", run_id)
 
 
 def _monitor(settings, env, ds):
-    before = demo._last_run_pk(_db(settings), "training")
+    api = dagruns.client(settings)
+    before = dagruns.run_ids(api, "training")
     result = demo.run_dag(settings, env, "monitoring", ds, conf=json.dumps({"training_conf": RETRAIN}))
     assert result.state == "success", result.log
-    return result, demo.triggered_runs(_db(settings), "training", before)
+    return result, dagruns.triggered_runs(api, "training", before)
 
 
 def _mlflow_run(settings, airflow_run_id):
@@ -139,6 +131,6 @@ def test_a_drifted_day_is_detected_stored_and_triggers_a_training_run(airflow):
     # Airflow's scheduler runs it (as the demo does) and it registers a version tagged with its run id.
     retrain = demo.run_triggered(settings, env, "training", run["run_id"], DRIFTED, timeout_s=900)
     assert retrain.state == "success", retrain.log
-    assert demo._is_paused(_db(settings), "training")  # paused again, as it was
+    assert dagruns.is_paused(dagruns.client(settings), "training")  # paused again, as it was
     versions = MlflowClient(settings.mlflow.server_url).search_model_versions(f"name = '{MODEL}'")
     assert run["run_id"] in {v.tags.get("airflow_run_id") for v in versions}

@@ -143,12 +143,15 @@ def test_a_numeric_column_with_a_few_words_is_reported(tmp_path):
     assert "na_values" in draft.comments["score"]
 
 
-def test_three_class_label_trains_the_commonest_class_against_the_rest(tmp_path):
+def test_three_class_label_is_multiclass_unless_a_positive_class_is_given(tmp_path):
     frame = pd.DataFrame({"x": range(30), "species": ["setosa"] * 14 + ["virginica"] * 9 + ["versicolor"] * 7})
     draft, contract = draft_of(profile_csv(tmp_path, frame))
-    assert (contract.label, contract.positive) == ("species", "setosa")
+    assert (contract.label, contract.positive, contract.multiclass) == ("species", None, True)
     assert {r.name: r for r in contract.columns}["species"].allowed == ("setosa", "versicolor", "virginica")
-    assert any("3 classes" in n for n in draft.notes)
+    assert any("3 classes" in n and "multi-class" in n for n in draft.notes)
+    draft, contract = draft_of(profile_csv(tmp_path, frame), positive="virginica")
+    assert (contract.positive, contract.multiclass) == ("virginica", False)
+    assert any("'virginica' is trained against the rest" in n for n in draft.notes)
 
 
 def test_label_inference_and_positive_class(tmp_path):

@@ -73,3 +73,13 @@ def test_null_and_value_differ_in_row_id():
     t = pa.table({"a": pa.array(["", None]).dictionary_encode()})
     ids = row_ids(t, ["a"])
     assert ids[0] != ids[1]
+
+
+def test_camel_case_names_match_when_plain_snake_case_does_not():
+    from pipelines.features.contracts import match_columns
+
+    c = parse_contract({"columns": {"user_id": {"type": "int"}, "movieid": {"type": "int"}}})
+    renamed, extra = match_columns(c, ["userId", "movieId", "Title"])
+    assert renamed == {"user_id": "userId", "movieid": "movieId"} and extra == ["title"]  # movieid: snake_case first
+    renamed, extra = match_columns(c, ["userId", "user_id", "movieId"])
+    assert renamed["user_id"] == "user_id" and extra == ["userid"]  # an exact match wins over a camelCase one

@@ -50,12 +50,12 @@ def test_missing_days_are_refused_when_asked():
         prepare_series(f, SPEC, missing="refuse")
 
 
-def test_repeated_days_and_non_daily_data_are_refused():
+def test_repeated_days_are_refused_and_weekly_rows_are_a_weekly_series():
     f = frame(30)
-    with pytest.raises(ForecastDataError, match="several rows for day"):
+    with pytest.raises(ForecastDataError, match="several rows for day.*2024-01-04.*gold.aggregate"):
         prepare_series(pd.concat([f, f.iloc[[3]]]), SPEC)
-    with pytest.raises(ForecastDataError, match=r"not daily \(median step 7 days\)"):
-        prepare_series(f.iloc[::7], SPEC)
+    weekly = prepare_series(f.iloc[::7], SPEC)
+    assert weekly.spec.freq == "weekly" and weekly.spec.m == 52 and len(weekly.history) == 5
 
 
 def test_missing_column_and_text_column_are_named():
@@ -74,14 +74,14 @@ def test_history_days_keeps_the_newest_days():
 
 def test_a_horizon_longer_than_the_history_is_a_clear_error():
     with pytest.raises(
-        ForecastDataError, match=r"horizon of 90 days is longer than the history of dataset 'shop' \(60 days\)"
+        ForecastDataError, match=r"horizon of 90 periods is longer than the history of dataset 'shop' \(60 periods\)"
     ):
         check_lengths(60, 90, 30, 4, 90, "shop")
 
 
 def test_a_short_series_is_a_clear_error():
     with pytest.raises(
-        ForecastDataError, match=r"too short: 100 days.*need at least 274.*lower horizon, seq_len or backtest_folds"
+        ForecastDataError, match=r"too short: 100 periods.*need at least 274.*lower horizon, seq_len or backtest_folds"
     ):
         check_lengths(100, 28, 30, 4, 28, "shop")
     assert check_lengths(274, 28, 30, 4, 28) == 30 + 4 * 28 + 20

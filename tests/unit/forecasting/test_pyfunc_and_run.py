@@ -105,7 +105,9 @@ def test_prepare_refuses_gold_that_is_not_a_series_or_a_horizon_too_long(setting
     with pytest.raises(ForecastDataError, match="no gold partitions for dataset 'shop'"):
         run.prepare("shop", {"ds": "2024-12-31"}, "forecasting", "r0", settings=settings)
     _write_gold(settings, frame(120))
-    with pytest.raises(ForecastDataError, match=r"horizon of 200 days is longer than the history .* \(120 days\)"):
+    with pytest.raises(
+        ForecastDataError, match=r"horizon of 200 periods is longer than the history .* \(120 periods\)"
+    ):
         run.prepare("shop", {"ds": "2024-12-31", "horizon": 200}, "forecasting", "r0", settings=settings)
     with pytest.raises(ForecastDataError, match=r"unknown model\(s\) \['prophet'\]"):
         run.prepare("shop", {"ds": "2024-12-31", "models": ["prophet"]}, "forecasting", "r0", settings=settings)
@@ -206,3 +208,32 @@ def test_register_keeps_the_gate_and_compares_champions_on_the_same_backtest(set
     assert other["alias"] == CHAMPION and "backtest_key differs" in other["reason"]
     decisions = {int(v.version): v.tags["decision"] for v in client.search_model_versions("name = 'shop_forecaster'")}
     assert decisions == {1: "promoted to champion", 2: "kept as challenger", 3: "promoted to champion"}
+
+
+def test_a_rerun_with_other_params_on_the_same_date_is_a_run_of_its_own(settings):
+    _write_gold(settings, frame(120))
+    params = {**SMALL, "models": ["seasonal_naive"], "register": False}
+    first = run.run("shop", "2024-12-31", params, settings=settings)
+    again = run.run("shop", "2024-12-31", {**params, "horizon": 14}, settings=settings)  # no "Changing param values"
+    same = run.run("shop", "2024-12-31", params, settings=settings)
+    assert again["parent_run_id"] != first["parent_run_id"] and same["parent_run_id"] == first["parent_run_id"]
+
+
+def test_a_univariate_monthly_series_is_ranked_by_its_monthly_mase(settings):
+    months = pd.date_range("2010-01-01", periods=72, freq="MS")
+    y = 100 + np.arange(72) + 10 * np.sin(2 * np.pi * np.arange(72) / 12)
+    table = pa.table(
+        {
+            ROW_ID: pa.array(range(72), pa.uint64()),
+            "month": pa.array(months.date, pa.date32()),
+            LABEL: y,
+            SPLIT: ["train"] * 72,
+        }
+    )
+    meta = {"time": "month", "label_kind": "numeric", "label_source": {"column": "passengers", "positive": None}}
+    meta.update({"numeric": [], "categorical": [], "series": {"freq": "monthly", "covariates": []}})
+    Lake(settings.lake_root).write_partition(GOLD, "air", "2024-12-31", table, meta)
+    summary = run.run("air", "2024-12-31", {"models": ["seasonal_naive", "theta", "lstm"]}, settings=settings)
+    assert summary["rank_metric"] == "mase_monthly" and summary["best_model"] == "theta"
+    assert [f["model"] for f in summary["failed"]] == ["lstm"] and "needs" in summary["failed"][0]["reason"]
+    assert summary["registered"]["version"] == "1"

@@ -77,5 +77,13 @@ def test_a_constant_series_is_forecast_flat_and_its_mase_is_undefined():
 
 
 def test_a_short_series_fails_the_model_with_the_length_message():
-    result = evaluate(prepare_series(frame(60), SPEC), "seasonal_naive", SMALL)
+    result = evaluate(prepare_series(frame(20), SPEC), "seasonal_naive", SMALL)
     assert result.status == "failed" and "too short" in result.reason
+
+
+def test_folds_shrink_and_a_model_needing_more_history_is_a_skipped_row():
+    series = prepare_series(frame(25), SPEC)
+    naive = evaluate(series, "seasonal_naive", SMALL)
+    assert naive.status == "ok" and naive.backtest.predictions["origin"].nunique() < SMALL.backtest_folds
+    lstm = evaluate(series, "lstm", SMALL)
+    assert lstm.status == "skipped" and "needs" in lstm.reason and "before the first backtest origin" in lstm.reason

@@ -13,7 +13,7 @@ from pipelines.constants import GOLD, LABEL, ROW_ID, SPLIT
 from pipelines.lake import Lake
 from pipelines.monitoring import alerts, run
 from pipelines.serving import replay
-from tests.unit.serving.registry_helpers import NAME, log_version, rows
+from tests.unit.serving.registry_helpers import NAME, log_version, rows, sqlite_registry
 
 DATES = ["2026-01-02", "2026-01-03", "2026-01-04", "2026-01-05", "2026-01-06"]
 DRIFT_FROM = "2026-01-05"
@@ -22,12 +22,9 @@ DRIFT_FROM = "2026-01-05"
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
     """A toy gold dataset (the reference and the held-out rows) and its champion in a sqlite registry."""
-    import mlflow
 
     tmp = tmp_path_factory.mktemp("replay")
-    uri = f"sqlite:///{tmp}/m.db"
-    mlflow.set_tracking_uri(uri)
-    mlflow.create_experiment("training", artifact_location=(tmp / "artifacts").as_uri())
+    uri = sqlite_registry(tmp)
     log_version(uri)
     lake = Lake((tmp / "lake").as_uri())
     gold = rows(6000, seed=1)

@@ -112,3 +112,60 @@ def test_synthetic_ratings_look_like_movielens():
     assert (synthetic_ratings(300, 200, 6000, seed=1) == frame).all().all()
     with pytest.raises(ValueError, match="over half"):
         synthetic_ratings(10, 10, 80)
+
+
+def ml_latest_like(path, n_users=30, n_items=25, n_ratings=300) -> pd.DataFrame:
+    """A ratings file as MovieLens 'latest' ships it: userId, movieId, rating, timestamp, title, genres."""
+    frame = synthetic_ratings(n_users, n_items, n_ratings).rename(
+        columns={USER_ID: "userId", ITEM_ID: "movieId", RATING: "rating", TIMESTAMP: "timestamp"}
+    )
+    frame["movieId"] = frame["movieId"] * 1000  # another catalogue than MovieLens 100k's ids 1..1682
+    frame["title"] = [f"Film {m} (1999)" for m in frame["movieId"]]
+    frame["genres"] = "Drama|Comedy"
+    frame.to_csv(path, index=False)
+    return frame
+
+
+@pytest.fixture
+def user_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLP_USER_DIR", str(tmp_path / "user"))
+    monkeypatch.setenv("MLP_LAKE_ROOT", str(tmp_path / "lake"))
+    return tmp_path
+
+
+def test_the_env_var_route_takes_a_ratings_file_with_camel_case_names(user_env, monkeypatch):
+    from pipelines.cli import main
+
+    frame = ml_latest_like(user_env / "ratings.csv")
+    monkeypatch.setenv("MLP_DATASETS__MOVIELENS_RATINGS__SOURCE", str(user_env / "ratings.csv"))
+    assert main(["ingest", "movielens_ratings", "--ds", DS]) == 0  # userId -> user_id, movieId -> movie_id
+    settings = load_settings()
+    lake = Lake(settings.lake_root)
+    write_gold(lake, "movielens_items", DS, pd.DataFrame({"movie_id": range(1, 40), "movie_title": "Toy Story"}))
+    got = rdata.load(lake, rdata.for_dataset(settings), DS)
+    assert len(got.ratings) == len(frame) and got.ratings[ITEM_ID].min() == 1000
+    assert got.items is None  # the bundled item table is another catalogue: its titles would be wrong
+    assert any("holds 0% of the rated items" in n for n in got.notes)
+
+
+def test_an_added_ratings_dataset_uses_its_columns_and_its_own_titles(user_env, capsys):
+    from pipelines.cli import main
+    from pipelines.recommendation.run import choose_dataset, skip_reason
+
+    frame = ml_latest_like(user_env / "ratings.csv")
+    assert main(["dataset", "add", "my_ratings", "--source", str(user_env / "ratings.csv"), "--kind", "ratings"]) == 0
+    assert main(["ingest", "my_ratings", "--ds", DS]) == 0
+    settings = load_settings()
+    cfg = rdata.for_dataset(settings, "my_ratings")
+    assert (cfg.columns.user, cfg.columns.item, cfg.items, cfg.users) == ("userid", "movieid", "", "")
+    assert cfg.registered_model == "my_ratings_recommender"
+    assert rdata.for_dataset(settings).registered_model == "recommender"  # the configured one is unchanged
+    got = rdata.load(Lake(settings.lake_root), cfg, DS)
+    assert len(got.ratings) == len(frame)
+    first = frame.drop_duplicates("movieId").set_index("movieId")["title"]
+    assert got.items.set_index(ITEM_ID)[rdata.TITLE].to_dict() == first.to_dict()
+    # its gold event starts the recommendation DAG on it; other datasets' events still skip it
+    assert choose_dataset(settings, [{"dataset": "my_ratings", "ds": DS}]) == "my_ratings"
+    assert choose_dataset(settings, [{"dataset": "movielens_items"}, {"dataset": "my_ratings"}]) == "movielens_ratings"
+    assert choose_dataset(settings, [{"dataset": "adult"}], "my_ratings") == "my_ratings"
+    assert "or a dataset added with --kind ratings" in skip_reason(settings, [{"dataset": "adult"}])

@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from pipelines.config import load_settings
 from pipelines.constants import CHALLENGER, CHAMPION, GOLD, ITEM_ID, USER_ID
 from pipelines.lake import Lake
 from pipelines.recommendation import models, run
 from pipelines.recommendation.data import RecommendationDataError
 from pipelines.tracking import read_frame
 from tests.unit.recommendation.helpers import movielens_like
+from tests.unit.settings import tmp_settings
 
 DS = "2026-01-01"
 
@@ -20,13 +20,7 @@ DS = "2026-01-01"
 @pytest.fixture
 def settings(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    return load_settings(
-        {
-            "MLP_LAKE_ROOT": str(tmp_path / "lake"),
-            "MLP_STATE_DIR": str(tmp_path / "state"),
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db",
-        }
-    )
+    return tmp_settings(tmp_path)
 
 
 class Exploding(models.Recommender):

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.serving.registry_helpers import NAME, log_version
+from tests.unit.serving.registry_helpers import NAME, log_version, sqlite_registry
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """(settings environ, tracking uri) with version 1 as champion."""
-    import mlflow
 
     tmp = tmp_path_factory.mktemp("serving")
-    uri = f"sqlite:///{tmp}/m.db"
-    mlflow.set_tracking_uri(uri)
-    mlflow.create_experiment("training", artifact_location=(tmp / "artifacts").as_uri())
+    uri = sqlite_registry(tmp)
     log_version(uri)
     environ = {
         "MLP_LAKE_ROOT": str(tmp / "lake"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -20,6 +22,16 @@ def rows(n: int = 300, seed: int = 0) -> pd.DataFrame:
     )
     frame["label"] = ((frame["x1"] + (frame["city"] == "a") + rng.logistic(size=n) * 0.5) > 0.5).astype(int)
     return frame
+
+
+def sqlite_registry(tmp: Path) -> str:
+    """A SQLite MLflow store in ``tmp`` (the ``training`` experiment's artifacts there too), made current; its URI."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp}/m.db"
+    mlflow.set_tracking_uri(uri)
+    mlflow.create_experiment("training", artifact_location=(tmp / "artifacts").as_uri())
+    return uri
 
 
 def log_version(tracking_uri: str, C: float = 1.0, alias: str = "champion", background: bool = True) -> str:

@@ -22,13 +22,18 @@ def _rows(n, day="2026-01-01", start=0):
     ]
 
 
+def _wait_written(log, rows: int, timeout_s: float = 10) -> None:
+    """Until the writer thread has written ``rows`` rows (or the timeout: the test's asserts then say what)."""
+    deadline = time.monotonic() + timeout_s
+    while log.rows_written < rows and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_batches_by_size_and_dates(tmp_path):
     lake = Lake(tmp_path.as_uri())
     log = predlog.PredictionLogger(lake, "m", batch_rows=10, flush_interval_s=60).start()
     log.log(_rows(25))
-    deadline = time.monotonic() + 10
-    while log.rows_written < 10 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_written(log, 10)
     assert log.rows_written >= 10 and log.files_written >= 1  # the size trigger fired long before the 60 s timer
     log.log(_rows(3, day="2026-01-02", start=100))
     log.close()
@@ -42,9 +47,7 @@ def test_time_based_flush(tmp_path):
     lake = Lake(tmp_path.as_uri())
     log = predlog.PredictionLogger(lake, "m", batch_rows=1000, flush_interval_s=0.2).start()
     log.log(_rows(4))
-    deadline = time.monotonic() + 10
-    while log.rows_written < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_written(log, 4)
     assert log.rows_written == 4
     log.close()
 

@@ -9,7 +9,8 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.constants import REPO_ROOT
-from pipelines.serving.model import ModelNotFound, ModelStore, load, registered_name
+from pipelines.serving.model import ModelNotFound, load, registered_name
+from pipelines.serving.store import ModelStore
 
 REFUSED = [
     "runs:/0123456789abcdef/model",

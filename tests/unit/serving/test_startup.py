@@ -26,12 +26,12 @@ from pipelines.constants import REPO_ROOT
 from pipelines.serving.app import create_app
 from pipelines.serving.model import (
     SERVICE_MLFLOW_ENV,
-    ModelStore,
     ModelUnavailable,
     RegistryUnreachable,
     safe_uri,
 )
-from tests.unit.serving.registry_helpers import NAME, log_version
+from pipelines.serving.store import ModelStore
+from tests.unit.serving.registry_helpers import NAME, log_version, sqlite_registry
 
 ROW = {"age": 40, "x1": 0.3, "city": "a"}
 
@@ -49,12 +49,9 @@ def _closed_port() -> int:
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     """(environ, tracking uri, {alias: version}, intact bytes of the truncated version's model.pkl)."""
-    import mlflow
 
     tmp = tmp_path_factory.mktemp("startup")
-    uri = f"sqlite:///{tmp}/m.db"
-    mlflow.set_tracking_uri(uri)
-    mlflow.create_experiment("training", artifact_location=(tmp / "artifacts").as_uri())
+    uri = sqlite_registry(tmp)
     versions = {"champion": log_version(uri, background=False)}
     for alias in ("truncated", "deleted", "server"):
         versions[alias] = log_version(uri, C=0.1, alias=alias, background=False)
@@ -89,25 +86,18 @@ def bounded(monkeypatch):
 # --- start-up -------------------------------------------------------------------------------
 
 
-def test_truncated_model_files_name_the_version_uri_and_cause(registry):
+@pytest.mark.parametrize(
+    ("alias", "cause"),
+    [("truncated", "pickle data was truncated"), ("deleted", "MLmodel")],  # MLmodel: what is missing
+)
+def test_damaged_model_files_name_the_version_uri_and_cause(registry, alias, cause):
     _, uri, versions, _ = registry
     with pytest.raises(ModelUnavailable) as err:
-        ModelStore(uri, NAME, ("truncated",)).load(required=("truncated",))
+        ModelStore(uri, NAME, (alias,)).load(required=(alias,))
     message = str(err.value)
-    assert f"{NAME} version {versions['truncated']} (alias 'truncated')" in message
-    assert _files(uri, versions["truncated"]).as_uri() in message
-    assert "pickle data was truncated" in message and "training DAG" in message
-    assert "\n" not in message
-
-
-def test_deleted_model_files_name_the_version_uri_and_cause(registry):
-    _, uri, versions, _ = registry
-    with pytest.raises(ModelUnavailable) as err:
-        ModelStore(uri, NAME, ("deleted",)).load(required=("deleted",))
-    message = str(err.value)
-    assert f"{NAME} version {versions['deleted']} (alias 'deleted')" in message
-    assert _files(uri, versions["deleted"]).as_uri() in message
-    assert "MLmodel" in message  # what is missing
+    assert f"{NAME} version {versions[alias]} (alias '{alias}')" in message
+    assert _files(uri, versions[alias]).as_uri() in message
+    assert cause in message and "training DAG" in message
     assert "\n" not in message
 
 

@@ -1,0 +1,138 @@
+"""What the demo's DAG runs left behind, for its summary: lake manifests and tables, MLflow runs and
+registry versions, and task states from Airflow's REST API."""
+
+from __future__ import annotations
+
+from pipelines.cli import dagruns
+from pipelines.config import Settings
+from pipelines.constants import BRONZE, CHAMPION, GOLD, SILVER
+from pipelines.lake import Lake
+
+
+def feature_outputs(settings: Settings, dataset: str, ds: str) -> dict:
+    lake = Lake(settings.lake_root)
+    try:
+        bronze = lake.read_manifest(BRONZE, dataset, ds)
+        silver = lake.read_manifest(SILVER, dataset, ds)
+        gold = lake.read_manifest(GOLD, dataset, ds)
+    except FileNotFoundError:
+        return {}
+    return {
+        "rows in": bronze["rows_in"],
+        "gold rows": gold["rows"],
+        "quarantined": bronze["quarantined_rows"] + silver["rows_quarantined"],
+        "gold hash": gold["content_hash"][:12],
+    }
+
+
+def training_outputs(settings: Settings, dataset: str, ds: str) -> dict:
+    lake = Lake(settings.lake_root)
+    try:
+        board = lake.read_partition(GOLD, f"{dataset}_leaderboard", ds).to_pandas()
+    except FileNotFoundError:
+        return {}
+    ok = board[board["status"] == "ok"]
+    out = {"algorithms": len(board), "failed": int((board["status"] != "ok").sum())}
+    if len(ok):
+        best = ok.iloc[0]
+        out.update(
+            {
+                "best": best["algorithm"],
+                "cv auc": round(float(best["cv_roc_auc"]), 4),
+                "test auc": round(float(best["test_roc_auc"]), 4),
+            }
+        )
+    return out
+
+
+def registry_outputs(settings: Settings, dataset: str) -> dict:
+    """The registered model's champion after a training run (read from the running MLflow server)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    name = f"{dataset}_classifier"
+    try:
+        v = MlflowClient(settings.mlflow.server_url).get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return {"champion": "none"}
+    return {"champion": f"{name} v{v.version} ({v.tags.get('algorithm')}, {v.tags.get('decision', '')})"}
+
+
+def deep_outputs(settings: Settings, airflow_run_id: str | None) -> dict:
+    """Headline metrics of a sentiment or image DAG run, from its MLflow runs (experiment ``deep``)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    if not airflow_run_id:
+        return {}
+    client = MlflowClient(settings.mlflow.server_url)
+    try:
+        experiment = client.get_experiment_by_name(settings.mlflow.experiment("deep"))
+        runs = client.search_runs([experiment.experiment_id], f"tags.airflow_run_id = '{airflow_run_id}'")
+    except (MlflowException, AttributeError):
+        return {}
+    out: dict = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        tags, metrics = run.data.tags, run.data.metrics
+        if "arm" in tags or "model" in tags:  # nested runs (experiment arms, sentiment models)
+            continue
+        kind = tags.get("kind")
+        if kind == "sentiment" and "best_model" in tags:
+            best = tags["best_model"]
+            out["best"] = best
+            out["test auc"] = round(metrics.get(f"{best}_test_roc_auc", float("nan")), 4)
+            out["model"] = f"v{tags.get('registered_version', '?')} ({tags.get('alias', '?')})"
+        elif kind == "image":
+            out["data"] = tags.get("image_dataset")
+            out["cnn test acc"] = round(metrics.get("test_accuracy", float("nan")), 4)
+        elif kind == "poly_experiment":
+            arms = {
+                arm: round(metrics.get(f"{arm}_accuracy_mean", float("nan")), 3)
+                for arm in ("poly_polyadam", "relu_adam")
+            }
+            diverged = next((int(v) for k, v in metrics.items() if k.startswith("poly_polyadam_diverged_of_")), None)
+            out["poly vs relu acc"] = f"{arms['poly_polyadam']} vs {arms['relu_adam']} (poly diverged {diverged})"
+        elif kind == "gmm":
+            out["gmm k"] = int(metrics.get("n_components", 0))
+    order = ["best", "test auc", "model", "data", "cnn test acc", "poly vs relu acc", "gmm k"]
+    return {k: out[k] for k in order if k in out}
+
+
+def registered_by(settings: Settings, dataset: str, airflow_run_id: str) -> dict:
+    """The model version a training run registered (its tags say which run) and what the registry decided."""
+    from mlflow import MlflowClient
+
+    name = f"{dataset}_classifier"
+    client = MlflowClient(settings.mlflow.server_url)
+    mine = [
+        v for v in client.search_model_versions(f"name = '{name}'") if v.tags.get("airflow_run_id") == airflow_run_id
+    ]
+    if not mine:
+        return {"registered": "nothing"}
+    v = mine[0]
+    return {
+        "registered": f"{name} v{v.version} ({v.tags.get('algorithm')}, {v.tags.get('decision', '')})",
+        **registry_outputs(settings, dataset),
+    }
+
+
+def monitoring_outputs(settings: Settings, result, traffic: dict | None) -> dict:
+    """The day's traffic, the alerts stored for it and what became of ``trigger_training``."""
+    from pipelines.monitoring import alerts
+
+    out = {
+        "traffic": traffic["rows"] if traffic else 0,
+        "drift injected": "yes" if traffic and traffic["drifted"] else "no",
+    }
+    stored = alerts.read(Lake(settings.lake_root), settings.monitoring.model, result.ds)
+    if stored is not None:
+        out["alerts"] = len(stored)
+        if len(stored):
+            out["kinds"] = "/".join(sorted(set(stored["kind"])))
+    if result.run_id:
+        try:
+            state = dagruns.task_states(dagruns.client(settings), "monitoring", result.run_id).get("trigger_training")
+        except (dagruns.ApiError, OSError):
+            state = None
+        out["trigger_training"] = state or "-"
+    return out
