@@ -29,7 +29,8 @@ import pyarrow as pa
 from pipelines.config import DATASET_KINDS
 from pipelines.datasets.profile import NA_VALUES, ColumnProfile, TableProfile
 from pipelines.errors import DataError
-from pipelines.features.contracts import Contract, apply_contract, row_ids
+from pipelines.features.contracts import Contract, apply_contract
+from pipelines.features.rowids import row_ids
 from pipelines.features.silver import top_reasons
 
 LOW_CARDINALITY = 20  # text with at most this many distinct values gets an `allowed` set

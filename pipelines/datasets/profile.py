@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 from pipelines.datasets.files import SUPPORTED, is_table_file
 from pipelines.errors import DataError
 from pipelines.features.bronze import CorruptFileError, read_raw
-from pipelines.features.contracts import ContractResult, apply_contract, parse_contract, row_ids, snake_case
+from pipelines.features.contracts import ContractResult, apply_contract, parse_contract, snake_case
+from pipelines.features.rowids import row_ids
 
 DEFAULT_SAMPLE_ROWS = 200_000
 NA_VALUES = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "?")  # read as missing (values are trimmed first)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
@@ -20,6 +19,8 @@ import yaml
 from pipelines.config import user_dir
 from pipelines.constants import CONTRACTS_DIR
 from pipelines.errors import DataError
+from pipelines.features.rowids import identity as _identity
+from pipelines.features.rowids import is_text as _is_text
 
 TYPES = {
     "int": pa.int64(),
@@ -273,11 +274,6 @@ def _out_type(rule: ColumnRule) -> pa.DataType:
     return pa.dictionary(pa.int32(), pa.string()) if rule.type == "string" else rule.arrow_type
 
 
-def _identity(arr: pa.Array) -> tuple:
-    """Chunks read from one Parquet row group share their dictionary buffers: check it once."""
-    return (arr.offset, len(arr), *[(b.address, b.size) if b is not None else None for b in arr.buffers()])
-
-
 def _check_chunk(rule: ColumnRule, arr: pa.Array, na: pa.Array, cache: dict) -> tuple[pa.Array, pa.Array]:
     """Check each distinct value once (dictionary-encoded text), or the typed values directly."""
     if not pa.types.is_dictionary(arr.type) and _is_text(arr.type):
@@ -310,10 +306,6 @@ def _check_chunk(rule: ColumnRule, arr: pa.Array, na: pa.Array, cache: dict) -> 
         missing = pc.and_kleene(pc.is_null(typed), pc.is_null(reason))
         reason = pc.if_else(missing, pa.scalar(f"{rule.name}: missing value"), reason)
     return typed, reason
-
-
-def _is_text(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 def _check_values(rule: ColumnRule, values: pa.Array, na: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -402,51 +394,3 @@ def _check_values(rule: ColumnRule, values: pa.Array, na: pa.Array) -> tuple[pa.
     if reason.null_count < len(reason):  # a value that broke a rule is not carried into the typed column
         typed = pc.if_else(pc.is_null(reason), typed, pa.scalar(None, typed.type))
     return typed, reason
-
-
-def row_ids(table: pa.Table, columns: list[str]) -> np.ndarray:
-    """A stable 64-bit id per row from the typed key columns (same values -> same id, in any process)."""
-    h = np.full(table.num_rows, 0x9E3779B97F4A7C15, dtype=np.uint64)
-    for name in columns:
-        col_hash, pos, cache = np.empty(table.num_rows, np.uint64), 0, {}
-        for chunk in table.column(name).chunks:
-            col_hash[pos : pos + len(chunk)] = _chunk_hash(chunk, cache)
-            pos += len(chunk)
-        with np.errstate(over="ignore"):
-            h = (h ^ col_hash) * np.uint64(0x100000001B3)
-    return mix64(h)
-
-
-_NULL_HASH = np.uint64(0xA5A5A5A5A5A5A5A5)
-
-
-def _chunk_hash(chunk: pa.Array, cache: dict) -> np.ndarray:
-    if pa.types.is_dictionary(chunk.type):
-        key = _identity(chunk.dictionary)
-        if key not in cache:
-            values = chunk.dictionary.to_numpy(zero_copy_only=False)
-            cache[key] = pd.util.hash_array(values.astype(object)) if len(values) else np.zeros(1, np.uint64)
-        value_hash = cache[key]
-        idx = chunk.indices.fill_null(0).to_numpy().astype(np.intp)
-        out = value_hash[idx]
-        if chunk.null_count:
-            out[chunk.is_null().to_numpy(zero_copy_only=False)] = _NULL_HASH
-        return out
-    zero = "" if _is_text(chunk.type) else False if pa.types.is_boolean(chunk.type) else 0
-    filled = pc.fill_null(chunk, pa.scalar(zero, chunk.type))
-    out = pd.util.hash_array(filled.to_numpy(zero_copy_only=False))
-    if chunk.null_count:
-        out[chunk.is_null().to_numpy(zero_copy_only=False)] = _NULL_HASH
-    return out
-
-
-def mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: spreads the bits so ids are uniform (used for splits too)."""
-    x = x.astype(np.uint64, copy=True)
-    with np.errstate(over="ignore"):
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    return x

@@ -25,8 +25,9 @@ import pyarrow.compute as pc
 
 from pipelines.config import SplitSettings
 from pipelines.constants import GOLD, LABEL, ROW_ID, SILVER, SPLIT, TEST, TRAIN, VALID
-from pipelines.features.contracts import Contract, ContractError, mix64
+from pipelines.features.contracts import Contract, ContractError
 from pipelines.features.publish import publish_chain
+from pipelines.features.rowids import mix64
 from pipelines.features.silver import series_rows
 from pipelines.lake import Lake
 

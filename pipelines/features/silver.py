@@ -30,8 +30,9 @@ from pipelines.constants import (
     SOURCE_FILE,
 )
 from pipelines.features.bronze import QUARANTINE_BRONZE
-from pipelines.features.contracts import Contract, ContractError, apply_contract, mix64, row_ids
+from pipelines.features.contracts import Contract, ContractError, apply_contract
 from pipelines.features.landing import EmptyBatchError
+from pipelines.features.rowids import mix64, row_ids
 from pipelines.lake import Lake
 
 QUARANTINE_SILVER = f"{QUARANTINE}/{SILVER}"

@@ -10,9 +10,9 @@ from pipelines.features.contracts import (
     apply_contract,
     load_contract,
     parse_contract,
-    row_ids,
     snake_case,
 )
+from pipelines.features.rowids import row_ids
 
 
 def test_snake_case():
@@ -57,7 +57,7 @@ def test_dictionary_and_plain_columns_type_the_same():
 
 def test_row_ids_are_stable_across_processes():
     code = (
-        "import pyarrow as pa; from pipelines.features.contracts import row_ids;"
+        "import pyarrow as pa; from pipelines.features.rowids import row_ids;"
         "print(list(row_ids(pa.table({'a': pa.array(['x', None]).dictionary_encode(), 'n': [1, 2]}), ['a', 'n'])))"
     )
     outs = {
