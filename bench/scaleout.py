@@ -35,6 +35,7 @@ from tests.e2e.conftest import DS, FEATURES_CONF, RUN_TIMEOUT_S, TRAINING_CONF, 
 
 RESULTS = ROOT / "bench" / "results" / "scaleout.json"
 MODEL = "adult_classifier"
+KILL_RUN_DATE = "2026-01-02"  # a second run needs its own logical date; TRAINING_CONF names the gold date
 
 
 def _features_then_training(live) -> tuple[list, float]:
@@ -50,7 +51,8 @@ def celery_part(root: Path, workers: int) -> dict:
     with live_stack(root / "celery", **stack_ports(redis=True), celery_workers=workers) as live:
         started = time.monotonic() - t0
         runs, wall = _features_then_training(live)
-        kill = scaleout.run_with_worker_kill(live, "training", DS, TRAINING_CONF, RUN_TIMEOUT_S["training"])
+        # The same training again (its own logical date, the same gold date in its conf), one worker SIGKILLed.
+        kill = scaleout.run_with_worker_kill(live, "training", KILL_RUN_DATE, TRAINING_CONF, RUN_TIMEOUT_S["training"])
         tries = [t for run in [*runs, kill] for t in scaleout.task_tries(live, run.dag_id, run.run_id)]
         versions = scaleout.model_versions(live.mlflow_url, MODEL)
     return {

@@ -41,8 +41,13 @@ def run_key(run: dict | None) -> tuple | None:
 
 
 def _latest_runs(api: AirflowApi, dag_id: str) -> list[dict]:
-    """The newest ``PAGE`` runs of ``dag_id``, oldest first."""
-    return api.call("GET", f"dags/{dag_id}/dagRuns", order_by="-id", limit=PAGE)["dag_runs"][::-1]
+    """The newest ``PAGE`` runs of ``dag_id``, oldest first (none while the DAG is not parsed yet: a 404)."""
+    try:
+        return api.call("GET", f"dags/{dag_id}/dagRuns", order_by="-id", limit=PAGE)["dag_runs"][::-1]
+    except ApiError as exc:
+        if exc.status == 404:
+            return []
+        raise
 
 
 def run_ids(api: AirflowApi, dag_id: str) -> set[str]:

@@ -44,7 +44,7 @@ def test_a_worker_gets_folders_of_its_own_and_keeps_lake_and_mlflow(tmp_path):
         "MLP_LAKE_ROOT": "s3://lake",
         "MLFLOW_TRACKING_URI": "http://mlflow:5000",
         "AIRFLOW__API_AUTH__JWT_SECRET": "k",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": "/central/airflow/passwords.json",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "central" / "passwords.json"),
     }
     env = celery_stack.worker_env(shared, tmp_path / "worker-a", "worker-a.example", seed_cache=seed)
     own = ("AIRFLOW_HOME", "MLP_STATE_DIR", "MLP_CACHE_DIR", "AIRFLOW__LOGGING__BASE_LOG_FOLDER", "TMPDIR")
