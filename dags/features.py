@@ -13,17 +13,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, Param, dag, task
+from _params import form
+from airflow.sdk import Asset, dag, task
 
 BRONZE = Asset(name="bronze", uri="lake://bronze")
 SILVER = Asset(name="silver", uri="lake://silver")
 GOLD = Asset(name="gold", uri="lake://gold")
-
-
-def _step(name: str, *args, **kwargs):
-    from _steps import step
-
-    return step("pipelines.features", name, *args, **kwargs)
 
 
 @dag(
@@ -35,54 +30,62 @@ def _step(name: str, *args, **kwargs):
     tags=["features", "lake", "medallion"],
     doc_md=__doc__,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=20)},
-    params={
-        "dataset": Param(
-            "adult", type="string", description="Dataset name from include/config/datasets.yaml; it needs a contract."
-        ),
-        "simulate_feed": Param(
-            True,
-            type="boolean",
-            description="Write the demo feed's files for this date into landing before ingesting (dates outside the demo range land nothing; never for a dataset added with `dataset add`).",
-        ),
-        "land_source": Param(
-            False,
-            type="boolean",
-            description="Land the dataset's own `source` file (from `dataset add` or datasets.yaml) whole for this date before ingesting, replacing what the date held; the demo feed is then not written.",
-        ),
-    },
+    params=form("features"),  # pipelines/steps/params.json: an empty (null) Param takes its setting
 )
 def features():
     @task
     def land(params=None, ds=None) -> list[str]:
-        from _steps import step
+        from _steps import call
+
+        from pipelines.datasets.land import land_for_run
 
         p = params
-        return step("pipelines.datasets.land", "land_for_run", p["dataset"], ds, p["simulate_feed"], p["land_source"])
+        return call(land_for_run, p["dataset"], ds, p["simulate_feed"], p["land_source"])
 
     @task(max_active_tis_per_dagrun=4)
     def bronze_file(source: str, params=None, ds=None, run_id=None) -> dict:
-        return _step("ingest", params["dataset"], ds, source, batch_id=run_id)
+        from _steps import call
+
+        from pipelines import features
+
+        return call(features.ingest, params["dataset"], ds, source, batch_id=run_id)
 
     @task
     def bronze_commit(parts: list[dict], params=None, ds=None) -> dict:
-        manifest = _step("commit", params["dataset"], ds, list(parts))
+        from _steps import call
+
+        from pipelines import features
+
+        manifest = call(features.commit, params["dataset"], ds, list(parts))
         return {k: manifest[k] for k in ("uri", "rows_in", "rows", "quarantined_rows", "content_hash")}
 
     @task
     def silver(bronze: dict, params=None, ds=None) -> dict:
-        manifest = _step("make_silver", params["dataset"], ds)
+        from _steps import call
+
+        from pipelines import features
+
+        manifest = call(features.make_silver, params["dataset"], ds)
         return {k: manifest[k] for k in ("uri", "rows_in", "rows", "rows_quarantined", "reasons", "content_hash")}
 
     @task(outlets=[BRONZE, SILVER, GOLD])  # gold publishes the three layers of the date together
     def gold(silver: dict, params=None, ds=None, outlet_events=None) -> dict:
-        manifest = _step("make_gold", params["dataset"], ds)
+        from _steps import call
+
+        from pipelines import features
+
+        manifest = call(features.make_gold, params["dataset"], ds)
         summary = {k: manifest[k] for k in ("dataset", "ds", "uri", "rows", "splits", "schema_hash", "content_hash")}
         outlet_events[GOLD].extra = summary
         return summary
 
     @task
     def track(gold: dict, params=None, ds=None, run_id=None) -> str:
-        return _step("log_quality", params["dataset"], ds, run_id)
+        from _steps import call
+
+        from pipelines import features
+
+        return call(features.log_quality, params["dataset"], ds, run_id)
 
     parts = bronze_file.expand(source=land())
     track(gold(silver(bronze_commit(parts))))

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag, task
+from _params import form
+from airflow.sdk import dag, task
 
 
 @dag(
@@ -25,42 +26,7 @@ from airflow.sdk import Param, dag, task
     tags=["deep-learning", "vision", "experiment", "mlflow"],
     doc_md=__doc__,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
-    params={
-        "dataset": Param(
-            "",
-            type="string",
-            description="Empty: the reference data (`source`). Else a dataset added with `dataset add --kind images`.",
-        ),
-        "ds": Param("", type="string", description="Your dataset: its gold up to this date (empty: the logical date)."),
-        "source": Param(
-            "auto",
-            type="string",
-            enum=["auto", "fashion_mnist", "digits"],
-            description="Image data: auto (Fashion-MNIST when its idx files are installed, else digits), or force one.",
-        ),
-        "epochs": Param(
-            0,
-            type="integer",
-            minimum=0,
-            maximum=200,
-            description="Most epochs per CNN fit (0: deep.image_epochs, more on a small dataset so training runs "
-            "1,000 steps; the learning-rate schedule spans them; early stopping may end sooner).",
-        ),
-        "patience": Param(4, type="integer", minimum=1, description="Epochs without validation gain before stopping."),
-        "seeds": Param(
-            5, type="integer", minimum=1, maximum=20, description="Seeds per arm of the poly-vs-ReLU experiment."
-        ),
-        "max_rows": Param(
-            0, type="integer", minimum=0, description="Train on at most this many images (0: all). Smaller is faster."
-        ),
-        "experiment_max_rows": Param(
-            6000,
-            type="integer",
-            minimum=0,
-            description="The poly-vs-ReLU experiment trains each of its runs on at most this many images (0: all).",
-        ),
-        "run_experiment": Param(True, type="boolean", description="Also run the poly-vs-ReLU experiment."),
-    },
+    params=form("image"),  # pipelines/steps/params.json: an empty (null) Param takes its setting
 )
 def image():
     @task

@@ -13,14 +13,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from _params import form
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Param, dag, task
-
-
-def _step(name: str, *args, **kwargs):
-    from _steps import step
-
-    return step("pipelines.monitoring.run", name, *args, **kwargs)
+from airflow.sdk import dag, task
 
 
 @dag(
@@ -32,47 +27,16 @@ def _step(name: str, *args, **kwargs):
     tags=["monitoring", "serving", "mlflow"],
     doc_md=__doc__,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
-    params={
-        "model": Param("", type="string", description="Registered model to monitor. Empty: monitoring.model."),
-        "window": Param(
-            0,
-            type="integer",
-            minimum=0,
-            description="Degradation: compare the latest this many batches with as many before. 0: monitoring.window.",
-        ),
-        "max_auc_drop": Param(
-            0.0,
-            type="number",
-            minimum=0,
-            maximum=1,
-            description="Alert when the mean ROC-AUC drops by more than this fraction. 0: monitoring.max_auc_drop.",
-        ),
-        "psi_threshold": Param(
-            0.0,
-            type="number",
-            minimum=0,
-            description="A feature drifts when its PSI is over this. 0: monitoring.psi_threshold.",
-        ),
-        "batch_rows": Param(
-            0,
-            type="integer",
-            minimum=0,
-            description="Batch size for the per-batch metrics in labelled predictions. 0: one batch per day.",
-        ),
-        "retrain": Param(
-            True, type="boolean", description="Trigger the training DAG when degradation or drift raises an alert."
-        ),
-        "training_conf": Param(
-            {},
-            type="object",
-            description='Params of the training run triggered on an alert, e.g. {"algorithms": ["logreg", "lightgbm"], "tune_top_k": 0}. Its ds is this run\'s date unless given here.',
-        ),
-    },
+    params=form("monitoring"),  # pipelines/steps/params.json: an empty (null) Param takes its setting
 )
 def monitoring():
     @task
     def check(params=None, ds=None, run_id=None) -> dict:
-        return _step("check", ds, dict(params), run_id)
+        from _steps import call
+
+        from pipelines.monitoring import run
+
+        return call(run.check, ds, dict(params), run_id)
 
     @task.short_circuit
     def should_retrain(summary: dict, params=None) -> bool:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, Param, dag, task
+from _params import form
+from airflow.sdk import Asset, dag, task
 
 GOLD = Asset(name="gold", uri="lake://gold")
 
@@ -27,31 +28,7 @@ GOLD = Asset(name="gold", uri="lake://gold")
     tags=["deep-learning", "nlp", "mlflow"],
     doc_md=__doc__,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
-    params={
-        "dataset": Param(
-            "reviews",
-            type="string",
-            description="The reviews (title, review_text, rating) or a dataset added with `dataset add --kind text`.",
-        ),
-        "ds": Param(
-            "",
-            type="string",
-            description="Use gold up to this date (YYYY-MM-DD). Empty: the triggering gold event's date, else the run's logical date.",
-        ),
-        "models": Param(["tfidf_logreg", "lstm"], type="array", description="Models to train: tfidf_logreg, lstm."),
-        "epochs": Param(
-            4, type="integer", minimum=1, maximum=50, description="LSTM epochs (early stopping may end sooner)."
-        ),
-        "max_rows": Param(
-            0, type="integer", minimum=0, description="Train on at most this many rows (0: all). Smaller is faster."
-        ),
-        "tokenizer": Param(
-            "auto",
-            type="string",
-            enum=["auto", "ko_en", "plain"],
-            description="auto: Korean/English when the texts are, else plain (Unicode words).",
-        ),
-    },
+    params=form("sentiment"),  # pipelines/steps/params.json: an empty (null) Param takes its setting
 )
 def sentiment():
     @task.short_circuit

@@ -8,6 +8,7 @@ gets no answer (the API server busy, a run not created yet) is "nothing yet", ne
 from __future__ import annotations
 
 from datetime import date
+from urllib.parse import quote
 
 from pipelines.cli import stack
 from pipelines.cli.live import AirflowApi, ApiError
@@ -25,9 +26,20 @@ def client(settings: Settings) -> AirflowApi:
     return AirflowApi(settings.airflow.url, stack.ADMIN_USER, stack.admin_password(settings) or "")
 
 
-def run_of_date(api: AirflowApi, dag_id: str, ds: str) -> dict | None:
-    """The run of ``dag_id`` for logical date ``ds`` (``airflow dags test`` keeps one a date), None if none."""
-    at = f"{date.fromisoformat(ds).isoformat()}T00:00:00+00:00"
+def logical_date(ds: str, hour: int = 0) -> str:
+    """The logical date of a demo run: ``ds`` at ``hour`` UTC (runs of one DAG on one date differ by hour)."""
+    return f"{date.fromisoformat(ds).isoformat()}T{hour:02d}:00:00+00:00"
+
+
+def run_url(ui_url: str, dag_id: str, run_id: str) -> str:
+    """The Airflow UI page of a DAG run."""
+    return f"{ui_url.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id, safe='')}"
+
+
+def run_of_date(api: AirflowApi, dag_id: str, ds: str, hour: int = 0) -> dict | None:
+    """The run of ``dag_id`` at logical date ``ds`` ``hour``:00 UTC (``airflow dags test`` keeps one a
+    logical date), None if none."""
+    at = logical_date(ds, hour)
     try:
         runs = api.call("GET", f"dags/{dag_id}/dagRuns", logical_date_gte=at, logical_date_lte=at, order_by="-id")
     except _NO_ANSWER:

@@ -116,6 +116,75 @@ def registered_by(settings: Settings, dataset: str, airflow_run_id: str) -> dict
     }
 
 
+def experiment_urls(settings: Settings) -> dict[str, str]:
+    """Every MLflow experiment with runs (``Default`` aside) -> its page in the MLflow UI."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    ui = settings.mlflow.server_url.rstrip("/")
+    try:
+        experiments = MlflowClient(settings.mlflow.server_url).search_experiments()
+    except MlflowException:
+        return {}
+    return {e.name: f"{ui}/#/experiments/{e.experiment_id}" for e in experiments if e.name != "Default"}
+
+
+def _version_of_run(settings: Settings, name: str, airflow_run_id: str | None) -> str:
+    """``name vN (alias)`` of the model version an Airflow run registered, or ``nothing``."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = MlflowClient(settings.mlflow.server_url).search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return "nothing"
+    mine = [v for v in versions if airflow_run_id and v.tags.get("airflow_run_id") == airflow_run_id]
+    if not mine:
+        return "nothing"
+    v = mine[0]
+    return f"{name} v{v.version} ({', '.join(v.aliases) or v.tags.get('decision', 'no alias')})"
+
+
+def forecasting_outputs(settings: Settings, dataset: str, ds: str, airflow_run_id: str | None) -> dict:
+    """The best forecaster by backtest, its MASE next to seasonal naive's, and what was registered."""
+    try:
+        board = Lake(settings.lake_root).read_partition(GOLD, f"{dataset}_forecast_leaderboard", ds).to_pandas()
+    except FileNotFoundError:
+        return {}
+    ok = board[board["status"] == "ok"]
+    metric = "mase_daily" if "mase_daily" in board else next((c for c in board if c.startswith("mase_")), None)
+    out: dict = {"dataset": dataset, "models": len(board)}
+    if len(ok) and metric:
+        naive = ok.loc[ok["model"] == "seasonal_naive", metric]
+        out["best"] = ok["model"].iloc[0]
+        out["MASE"] = round(float(ok[metric].iloc[0]), 3)
+        out["seasonal naive"] = round(float(naive.iloc[0]), 3) if len(naive) else "-"
+    name = settings.forecasting.registered_model.format(dataset=dataset)
+    out["registered"] = _version_of_run(settings, name, airflow_run_id)
+    return out
+
+
+def recommendation_outputs(settings: Settings, ratings: str, ds: str, airflow_run_id: str | None) -> dict:
+    """The best ranking model, its NDCG@k, the top-N rows written to gold and what was registered."""
+    from pipelines.recommendation.run import leaderboard_dataset, recommendations_dataset
+
+    lake = Lake(settings.lake_root)
+    try:
+        board = lake.read_partition(GOLD, leaderboard_dataset(ratings), ds).to_pandas()
+        top = lake.read_manifest(GOLD, recommendations_dataset(ratings), ds)
+    except FileNotFoundError:
+        return {}
+    k = settings.recommendation.k
+    ok = board[board["status"] == "ok"]
+    out: dict = {"models": len(board)}
+    if len(ok):
+        out["best"] = ok["model"].iloc[0]
+        out[f"NDCG@{k}"] = round(float(ok[f"ndcg_at_{k}"].iloc[0]), 4)
+    out["top-N rows"] = top["rows"]
+    out["registered"] = _version_of_run(settings, settings.recommendation.registered_model, airflow_run_id)
+    return out
+
+
 def monitoring_outputs(settings: Settings, result, traffic: dict | None) -> dict:
     """The day's traffic, the alerts stored for it and what became of ``trigger_training``."""
     from pipelines.monitoring import alerts

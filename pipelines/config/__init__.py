@@ -157,6 +157,7 @@ class ForecastingSettings:
     seasons: Mapping[str, Any] = field(default_factory=lambda: {"daily": 7, "weekly": 52, "monthly": 13})
     sarimax_max_train_days: int = 730
     gate_max_mase: float = 1.0  # the best model is registered only with a daily MASE below this
+    ensemble_top_k: int = 3  # the leaderboard's `ensemble`: mean of the k best by backtest (0: none)
 
     def __post_init__(self) -> None:
         if self.missing_dates not in ("fill", "interpolate", "zero", "refuse"):

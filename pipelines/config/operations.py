@@ -35,6 +35,8 @@ class DemoSettings:
     deep: bool = True  # also run reviews -> features -> sentiment, and image (small budgets below)
     sentiment: Mapping[str, Any] = field(default_factory=dict)  # Params for the demo's sentiment run
     image: Mapping[str, Any] = field(default_factory=dict)  # Params for the demo's image run
+    forecasting: Mapping[str, Any] = field(default_factory=dict)  # Params for the demo's forecasting run (sales)
+    recommendation: Mapping[str, Any] = field(default_factory=dict)  # Params for the demo's recommendation run
 
 
 @dataclass(frozen=True)

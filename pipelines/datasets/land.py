@@ -65,14 +65,15 @@ def land_source(name: str, ds: str, settings: Settings | None = None) -> list[st
     return _publish(Lake(settings.lake_root), name, ds, data)
 
 
-def land_for_run(dataset: str, ds: str, simulate_feed: bool, land_source_file: bool) -> list[str]:
+def land_for_run(dataset: str | None, ds: str, simulate_feed: bool, land_source_file: bool) -> list[str]:
     """The features DAG's ``land`` task: the dataset's own file landed whole first when asked
     (``land_source``), else the demo feed when asked, but only for a bundled dataset: one added
     with ``dataset add`` (its entry says its ``kind``) is never cut into demo dates. Returns
-    every landing file of the date."""
+    every landing file of the date. No dataset (the Param left empty): ``features.dataset``."""
     from pipelines import features
 
     settings = load_settings()
+    dataset = features.dataset_of(dataset, settings)
     if land_source_file:
         land_source(dataset, ds, settings)
     demo = simulate_feed and not land_source_file and not settings.dataset(dataset).kind

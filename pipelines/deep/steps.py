@@ -1,24 +1,58 @@
 """The deep-learning DAGs' steps (``dags/sentiment.py``, ``dags/image.py``): small JSON-able results for XCom.
 
 The date a step reads gold up to: the form's ``ds``, else the triggering gold event's for the
-dataset, else the run's logical date (``pipelines.steps.resolve_ds``). The training modules are imported inside each step, so
-importing this module (the DAG files do, at parse time) stays cheap.
+dataset, else the run's logical date (``pipelines.steps.resolve_ds``). An empty Param takes its
+``deep`` setting (``sentiment_params``, ``image_params``). The training modules are imported inside
+each step, so importing this module stays cheap.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from pipelines.config import Settings, load_settings
 from pipelines.errors import DataError
+from pipelines.steps.params import fill
 
 
 class ParamError(DataError, ValueError):
     """A DAG Param that cannot work."""
 
 
-def sentiment_wanted(dataset: str, events: list[dict] = ()) -> bool:
-    """False when the run was triggered only by gold events of other datasets (the DAG then skips)."""
+def sentiment_params(params: Mapping[str, Any] | None, settings: Settings | None = None) -> dict:
+    """The sentiment DAG's choices: its Params, an empty one taking the ``deep`` setting."""
+    from pipelines.deep.text.models import MODELS
+
+    cfg = (settings or load_settings()).deep
+    defaults = {"dataset": cfg.sentiment_dataset, "epochs": cfg.sentiment_epochs, "models": list(MODELS)}
+    return fill(params, ds="", **defaults, max_rows=0, tokenizer="auto")
+
+
+def image_params(params: Mapping[str, Any] | None, settings: Settings | None = None) -> dict:
+    """The image DAG's choices: its Params, an empty one taking the ``deep`` setting (``epochs``: left
+    empty, ``deep.image_epochs`` or more on a small dataset, decided when the data is known)."""
+    cfg = (settings or load_settings()).deep
+    return fill(
+        params,
+        dataset="",
+        ds="",
+        source=cfg.image_dataset,
+        epochs=None,
+        patience=cfg.image_patience,
+        seeds=cfg.seeds,
+        max_rows=0,
+        experiment_max_rows=6000,
+        run_experiment=True,
+    )
+
+
+def sentiment_wanted(dataset: str | None, events: list[dict] = (), settings: Settings | None = None) -> bool:
+    """False when the run was triggered only by gold events of other datasets (the DAG then skips);
+    no dataset: ``deep.sentiment_dataset``."""
     from pipelines.lake import triggered_for
 
-    return triggered_for(dataset, events)
+    return triggered_for(dataset or (settings or load_settings()).deep.sentiment_dataset, events)
 
 
 def sentiment(params: dict, airflow_run_id: str, events: list[dict] = (), logical_ds: str | None = None) -> dict:
@@ -26,7 +60,8 @@ def sentiment(params: dict, airflow_run_id: str, events: list[dict] = (), logica
     from pipelines.deep.text import MODELS, run_sentiment
     from pipelines.steps import resolve_ds
 
-    dataset = params.get("dataset") or "reviews"
+    params = sentiment_params(params)
+    dataset = params["dataset"]
     ds = resolve_ds(None, dataset, params.get("ds"), events, logical_ds, error=ParamError)
     unknown = sorted(set(params.get("models") or []) - set(MODELS))
     if unknown:
@@ -43,18 +78,20 @@ def image(params: dict, airflow_run_id: str, logical_ds: str | None = None) -> d
     """The CNN on the reference images or the Param ``dataset`` (a ``kind: images`` dataset's gold)."""
     from pipelines.deep.vision.run import train_image
 
-    return train_image(dict(params), tags=_image_tags(airflow_run_id), ds=params.get("ds") or logical_ds)
+    params = image_params(params)
+    return train_image(params, tags=_image_tags(airflow_run_id), ds=params["ds"] or logical_ds)
 
 
 def poly_experiment(params: dict, airflow_run_id: str) -> dict:
     """The poly-vs-ReLU experiment: always on the reference data (Param ``source``)."""
     from pipelines.deep.vision.experiment import run_poly_experiment
 
-    reference = {k: v for k, v in params.items() if k != "dataset"}
+    reference = {k: v for k, v in image_params(params).items() if k != "dataset"}
     return run_poly_experiment(reference, tags=_image_tags(airflow_run_id))
 
 
 def cluster(params: dict, airflow_run_id: str, logical_ds: str | None = None) -> dict:
     from pipelines.deep.gmm import run_gmm
 
-    return run_gmm(dict(params), tags=_image_tags(airflow_run_id), ds=params.get("ds") or logical_ds)
+    params = image_params(params)
+    return run_gmm(params, tags=_image_tags(airflow_run_id), ds=params["ds"] or logical_ds)

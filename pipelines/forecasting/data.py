@@ -371,8 +371,19 @@ def min_history(horizon: int, season: int) -> int:
     return max(2 * season, 2 * horizon, 8)
 
 
+AUTO_PERIODS, AUTO_FOLDS = 100, (3, 12)  # backtest_folds 0: score >= 100 periods, with 3 to 12 folds
+
+
+def auto_folds(horizon: int) -> int:
+    """``backtest_folds: 0`` (auto): enough horizon-long folds to score at least ``AUTO_PERIODS`` forecast
+    periods, so a selection does not hinge on a handful of origins; 3 to 12 of them (each is a refit)."""
+    low, high = AUTO_FOLDS
+    return min(high, max(low, -(-AUTO_PERIODS // max(1, horizon))))
+
+
 def folds_for(n: int, horizon: int, folds: int, step: int, season: int, dataset: str = "series") -> int:
-    """The backtest folds the history allows (at most ``folds``), refusing a history shorter than one fold needs."""
+    """The backtest folds the history allows (at most ``folds``; 0: ``auto_folds``), refusing a history
+    shorter than one fold needs."""
     least = min_history(horizon, season)
     check_lengths(n, horizon, 1, 1, step, dataset, min_train=least)
-    return max(1, min(folds, (n - least - horizon) // step + 1))
+    return max(1, min(folds or auto_folds(horizon), (n - least - horizon) // step + 1))

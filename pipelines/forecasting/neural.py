@@ -17,20 +17,20 @@ thread: the DAG runs models side by side.
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pandas as pd
 
+from pipelines import torchfit
 from pipelines.forecasting.models import Forecaster
 from pipelines.forecasting.windows import WindowSpec, from_relative
 from pipelines.threads import one_torch_thread
+from pipelines.torchfit import StoredNetwork
 
 ARCHS = ("lstm", "lstm_transformer")
 TUNABLE = ("hidden_size", "layers", "dropout", "heads", "lr")
 
 
-class NeuralForecaster(Forecaster):
+class NeuralForecaster(StoredNetwork, Forecaster):
     """Learned attributes: ``windows_`` (scalers), ``state_`` (weights), ``history_`` (losses per epoch),
     ``best_epoch_``, ``n_parameters_``."""
 
@@ -102,39 +102,11 @@ class NeuralForecaster(Forecaster):
             self.n_parameters_ = int(sum(p.numel() for p in net.parameters()))
             optimiser = torch.optim.Adam(net.parameters(), lr=float(self.lr))
             loss_fn = torch.nn.HuberLoss(delta=1.0)
-            xt, zt = torch.from_numpy(x), torch.from_numpy(z)
-            order_gen = torch.Generator().manual_seed(int(self.seed))
-            history_, best, best_epoch, best_state, waited = [], np.inf, 0, None, 0
-            for epoch in range(1, int(self.max_epochs) + 1):
-                net.train()
-                order = torch.from_numpy(train_idx)[torch.randperm(len(train_idx), generator=order_gen)]
-                total = 0.0
-                for i in range(0, len(order), int(self.batch_size)):
-                    batch = order[i : i + int(self.batch_size)]
-                    optimiser.zero_grad()
-                    loss = loss_fn(net(xt[batch]), zt[batch])
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-                    optimiser.step()
-                    total += loss.item() * len(batch)
-                train_loss = total / max(len(order), 1)
-                if len(val_idx):
-                    net.eval()
-                    with torch.no_grad():
-                        val_loss = float(loss_fn(net(xt[val_idx]), zt[val_idx]))
-                else:
-                    val_loss = train_loss
-                history_.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
-                if val_loss < best - 1e-6:
-                    best, best_epoch, waited = val_loss, epoch, 0
-                    best_state = copy.deepcopy(net.state_dict())
-                else:
-                    waited += 1
-                    if len(val_idx) and waited >= int(self.patience):
-                        break
-        self.state_ = {k: v.detach().cpu().numpy() for k, v in (best_state or net.state_dict()).items()}
-        self.history_ = history_
-        self.best_epoch_ = best_epoch
+            data = (torch.from_numpy(x), torch.from_numpy(z), train_idx, val_idx)
+            fit = torchfit.train(torch, self, net, optimiser, loss_fn, data, clip_norm=1.0)
+        self.state_ = fit.state
+        self.history_ = fit.history
+        self.best_epoch_ = fit.best_epoch
         self._net = None
 
     def _predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
@@ -144,11 +116,6 @@ class NeuralForecaster(Forecaster):
         with one_torch_thread(), torch.no_grad():
             z = self._fitted_network(torch)(torch.from_numpy(x)).numpy()[0].astype(np.float64)
         return from_relative(z * self.windows_.target_scale, level, self.windows_.mode)
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_net", None)  # rebuilt from state_ on the next predict
-        return state
 
     # -- torch -----------------------------------------------------------------------------
 
@@ -163,15 +130,6 @@ class NeuralForecaster(Forecaster):
             int(self.horizon),
             self.arch == "lstm_transformer",
         )
-
-    def _fitted_network(self, torch):
-        net = getattr(self, "_net", None)
-        if net is None:
-            net = self._network(torch)
-            net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state_.items()})
-            net.eval()
-            self._net = net
-        return net
 
 
 def _build_net(torch, n_in, hidden, layers, dropout, heads, horizon, transformer):

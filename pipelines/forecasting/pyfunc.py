@@ -92,13 +92,14 @@ def example_input(history: pd.DataFrame, future: pd.DataFrame, spec: SeriesSpec,
 
 
 def requirements(family: str) -> list[str]:
-    """Pinned pip requirements of a forecaster's family (no slow inference by loading the model)."""
+    """Pinned pip requirements of a forecaster's family, or of several joined by ``+`` (an ensemble's members)."""
     from importlib.metadata import version
 
     packages = ["mlflow", "pandas", "numpy", "scikit-learn", "cloudpickle", "pyarrow"]
-    packages += {"statistical": ["statsmodels", "pmdarima"], "neural": ["torch"]}.get(family, [])
-    if family == "boosting":
-        packages += ["lightgbm", "xgboost"]
+    for one in family.split("+"):
+        packages += {"statistical": ["statsmodels", "pmdarima"], "neural": ["torch"]}.get(one, [])
+        if one == "boosting":
+            packages += ["lightgbm", "xgboost"]
     return [f"{p}=={version(p)}" for p in packages]
 
 

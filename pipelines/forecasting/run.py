@@ -16,27 +16,17 @@ import pandas as pd
 
 from pipelines.config import Settings, load_settings
 from pipelines.constants import GOLD, STAGING
-from pipelines.forecasting import models
+from pipelines.forecasting import combine, models
 from pipelines.forecasting.data import ForecastDataError, Series, folds_for, future_covariates, load_series
 from pipelines.forecasting.evaluate import Evaluation, RunConfig, evaluate
 from pipelines.forecasting.registration import BACKTEST_KEY, backtest_key, policy, register  # noqa: F401
 from pipelines.lake import Lake
+from pipelines.steps import RunContext, content_hash, open_parent
+from pipelines.steps.params import fill
 from pipelines.steps.runs import log_figure
 from pipelines.tracking import log_frame
 
 EXPERIMENT = "forecasting"
-RUN_PARAMS = (
-    "models",
-    "horizon",
-    "seq_len",
-    "backtest_folds",
-    "backtest_step",
-    "tuning_calls",
-    "max_epochs",
-    "patience",
-    "history_days",
-    "register",
-)
 RANK_METRIC = "mase_daily"  # of a daily series; a series at another frequency ranks by mase_<its frequency>
 
 
@@ -46,10 +36,11 @@ def _ctx(settings: Settings | None) -> tuple[Settings, Lake]:
 
 
 def run_params(params: dict, settings: Settings) -> dict:
-    """The run's choices: the form's values over ``forecasting`` settings, checked, naming what is wrong."""
+    """The run's choices: the form's values over ``forecasting`` settings (an empty Param takes the
+    setting), checked, naming what is wrong."""
     f = settings.forecasting
-    out = {
-        "models": list(f.models),
+    least = {"max_epochs": 1, "patience": 1}  # the other whole numbers: at least 0 (backtest_folds 0: auto)
+    whole = {
         "horizon": f.horizon,
         "seq_len": f.seq_len,
         "backtest_folds": f.backtest_folds,
@@ -58,28 +49,15 @@ def run_params(params: dict, settings: Settings) -> dict:
         "max_epochs": f.max_epochs,
         "patience": f.patience,
         "history_days": 0,
-        "register": True,
     }
-    for key, value in (params or {}).items():
-        if key in out and value is not None and value != [] and value != "":
-            out[key] = value
-    for key in (
-        "horizon",
-        "seq_len",
-        "backtest_folds",
-        "backtest_step",
-        "tuning_calls",
-        "max_epochs",
-        "patience",
-        "history_days",
-    ):
+    out = fill(params, models=list(f.models), **whole, register=True)
+    for key in whole:
         try:
             out[key] = int(out[key])
         except (TypeError, ValueError):
             raise ForecastDataError(f"{key} must be an integer, got {out[key]!r}") from None
-        least = 1 if key in ("backtest_folds", "max_epochs", "patience") else 0
-        if out[key] < least:
-            raise ForecastDataError(f"{key} must be at least {least}, got {out[key]}")
+        if out[key] < least.get(key, 0):
+            raise ForecastDataError(f"{key} must be at least {least.get(key, 0)}, got {out[key]}")
     unknown = [m for m in out["models"] if m not in models.REGISTRY]
     if unknown:
         raise ForecastDataError(f"unknown model(s) {unknown}; known: {sorted(models.REGISTRY)}")
@@ -117,11 +95,16 @@ def series_for(context: dict, settings: Settings, lake: Lake) -> Series:
     )
 
 
-def wanted(dataset: str, events: list[dict] = ()) -> bool:
+def dataset_of(dataset: str | None, settings: Settings) -> str:
+    """The Param ``dataset``, empty: ``forecasting.dataset``."""
+    return dataset or settings.forecasting.dataset
+
+
+def wanted(dataset: str | None, events: list[dict] = (), settings: Settings | None = None) -> bool:
     """False when the run was triggered only by gold events of other datasets (the DAG then skips)."""
     from pipelines.lake import triggered_for
 
-    return triggered_for(dataset, events)
+    return triggered_for(dataset_of(dataset, settings or load_settings()), events)
 
 
 def resolve_ds(lake: Lake, dataset: str, wanted_ds: str, events: list[dict], logical_ds: str | None) -> str:
@@ -135,7 +118,7 @@ def resolve_ds(lake: Lake, dataset: str, wanted_ds: str, events: list[dict], log
 
 
 def prepare(
-    dataset: str,
+    dataset: str | None,
     params: dict,
     dag_id: str,
     airflow_run_id: str,
@@ -144,11 +127,8 @@ def prepare(
     settings: Settings | None = None,
 ) -> dict:
     """Check the series and the run's choices, and open the DAG run's parent MLflow run."""
-    import mlflow
-
-    from pipelines.tracking import find_or_create_run
-
     settings, lake = _ctx(settings)
+    dataset = dataset_of(dataset, settings)
     ds = resolve_ds(lake, dataset, (params or {}).get("ds") or "", list(events), logical_ds)
     context = {"dataset": dataset, "ds": ds, "params": run_params(params, settings), "seed": settings.seed}
     series = series_for(context, settings, lake)
@@ -168,21 +148,11 @@ def prepare(
         series.spec.m,
         dataset,
     )
-    gold_hash = hashlib.sha256(
-        "".join(series.content_hashes[d] for d in sorted(series.content_hashes)).encode()
-    ).hexdigest()
-    tags = {"dag_id": dag_id, "airflow_run_id": airflow_run_id, "dataset": dataset, "ds": ds}
-    parent = find_or_create_run(settings, EXPERIMENT, f"{dataset} {ds}", tags)
-    with mlflow.start_run(run_id=parent):
-        mlflow.set_tags({"gold_content_hash": gold_hash, "role": "parent"})
-        mlflow.log_params({k: json.dumps(v) if isinstance(v, list) else str(v) for k, v in p.items()})
-        mlflow.log_dict(series.summary(), "data_summary.json")
+    ctx = RunContext.create(dataset, ds, settings, params=p, dag_id=dag_id, airflow_run_id=airflow_run_id)
+    gold_hash = content_hash(series.content_hashes)
+    ctx = open_parent(ctx, EXPERIMENT, gold_content_hash=gold_hash, summary=series.summary())
     return {
-        **context,
-        "parent_run_id": parent,
-        "gold_content_hash": gold_hash,
-        "airflow_run_id": airflow_run_id,
-        "dag_id": dag_id,
+        **ctx.to_xcom(),
         "run_key": hashlib.sha256(airflow_run_id.encode()).hexdigest()[:12],
         "spec": series.spec.as_dict(),
         "rank_metric": rank_metric(series.spec.freq),
@@ -283,6 +253,10 @@ def leaderboard(context: dict, records: list[dict], settings: Settings | None = 
     settings, lake = _ctx(settings)
     dataset, ds = context["dataset"], context["ds"]
     rows = [r for r in records if r]
+    ensemble = combine.candidate(
+        context, rows, series_for(context, settings, lake), settings, lake, _staging(context), EXPERIMENT
+    )
+    rows += [ensemble] if ensemble else []
     board = pd.DataFrame(rows)
     metric = context.get("rank_metric", RANK_METRIC)
     mae_col = metric.replace("mase_", "mae_")

@@ -22,7 +22,7 @@ from pipelines.lake import Lake
 from pipelines.monitoring import alerts as al
 from pipelines.monitoring import anomaly, drift, performance
 from pipelines.serving import ab, predlog
-from pipelines.steps import RunContext, resolve_ds
+from pipelines.steps import RunContext, fill, resolve_ds
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +91,18 @@ def _reference_probabilities(settings: Settings, model: str, held_out: pd.DataFr
 
 
 def run_params(params: dict | None, settings: Settings) -> dict:
-    """The form's values over the ``monitoring`` settings (an empty or 0 value keeps the setting)."""
-    cfg, params = settings.monitoring, dict(params or {})
-    return {
-        "model": params.get("model") or cfg.model,
-        "window": int(params.get("window") or cfg.window),
-        "max_auc_drop": float(params.get("max_auc_drop") or cfg.max_auc_drop),
-        "psi_threshold": float(params.get("psi_threshold") or cfg.psi_threshold),
-        "batch_rows": int(params.get("batch_rows") or 0),
+    """The form's values over the ``monitoring`` settings (an empty Param takes the setting)."""
+    cfg = settings.monitoring
+    p = fill(
+        params,
+        model=cfg.model,
+        window=cfg.window,
+        max_auc_drop=cfg.max_auc_drop,
+        psi_threshold=cfg.psi_threshold,
+        batch_rows=0,
+    )
+    return {**p, "window": int(p["window"]), "batch_rows": int(p["batch_rows"])} | {
+        k: float(p[k]) for k in ("max_auc_drop", "psi_threshold")
     }
 
 

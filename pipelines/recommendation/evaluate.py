@@ -30,6 +30,7 @@ from pipelines.constants import ITEM_ID, RATING, USER_ID
 from pipelines.recommendation import metrics
 from pipelines.recommendation.models.base import Recommender, lookup
 from pipelines.recommendation.split import kfold, per_user_holdout
+from pipelines.steps.leaderboard import Result
 
 CURVE_KS = tuple(range(1, 21))
 
@@ -47,18 +48,9 @@ class Protocol:
 
 
 @dataclass
-class Evaluation:
-    name: str
-    family: str
-    status: str  # "ok" or "failed"
-    metrics: dict
-    reason: str | None = None
+class Evaluation(Result):
     model: Recommender | None = None  # fitted on the ranking protocol's training part
     curve: dict = field(default_factory=dict)  # {"k": [...], "ndcg": [...]}
-
-    def record(self) -> dict:
-        """The JSON-able part, for XCom and the leaderboard."""
-        return {"model": self.name, "family": self.family, "status": self.status, "reason": self.reason, **self.metrics}
 
 
 def evaluate_rating(make: Callable[[], Recommender], ratings: pd.DataFrame, protocol: Protocol) -> dict:

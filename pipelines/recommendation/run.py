@@ -91,7 +91,7 @@ def check_params(params: dict) -> dict:
     """The DAG form's values with defaults filled in; a bad value fails at once, naming it."""
     from pipelines.recommendation import models
 
-    params = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
+    params = steps.fill(params, **DEFAULTS)  # an empty Param takes the default (dataset: see choose_dataset)
     names = list(params["models"]) or list(models.MODELS)
     for name in names:
         try:

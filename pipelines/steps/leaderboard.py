@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pipelines.constants import GOLD
 from pipelines.steps.context import RunContext
@@ -14,6 +14,27 @@ if TYPE_CHECKING:
     import pandas as pd
 
 OK = "ok"
+
+
+@dataclass
+class Result:
+    """One model's outcome in a DAG run: ``status`` "ok", or "failed" with the ``reason``; never raised.
+
+    A domain's evaluation adds its own fields; ``record`` is the leaderboard row, keyed by ``KEY``.
+    """
+
+    KEY: ClassVar[str] = "model"
+
+    name: str
+    family: str
+    status: str  # "ok" or "failed"
+    metrics: dict[str, Any]
+    reason: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The JSON-able part, for XCom and the leaderboard."""
+        row = {self.KEY: self.name, "family": self.family, "status": self.status, "reason": self.reason}
+        return {**row, **self.metrics}
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ DEFAULTS = {
     "model_name": "",
     "promotion_margin": 0.001,
     "explain_time_budget_s": 120,
+    "effort": "auto",  # auto: less fixed work per model on small tables (pipelines/training/effort.py); full: as given
 }
 
 
@@ -44,6 +45,7 @@ def _config(context: dict) -> EvalConfig:
         fn_cost=float(p["fn_cost"]),
         time_budget_s=float(p["time_budget_s"]),
         seed=context["seed"],
+        latency_rows=int(p.get("latency_rows") or EvalConfig.latency_rows),  # set by prepare (effort.plan)
     )
 
 

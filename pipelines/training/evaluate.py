@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from pipelines.steps.leaderboard import Result
 from pipelines.training import multiclass
 from pipelines.training.data import TrainingData
 
@@ -31,25 +33,12 @@ class EvalConfig:
 
 
 @dataclass
-class Evaluation:
-    name: str
-    family: str
-    status: str  # "ok" or "failed"
-    metrics: dict
-    reason: str | None = None
+class Evaluation(Result):
+    KEY: ClassVar[str] = "algorithm"
+
     model: object | None = None
     test_proba: np.ndarray | None = None
     oof: np.ndarray | None = None  # out-of-fold P(class 1) (multi-class: a column per class); NaN past CV
-
-    def record(self) -> dict:
-        """The JSON-able part, for XCom and the leaderboard."""
-        return {
-            "algorithm": self.name,
-            "family": self.family,
-            "status": self.status,
-            "reason": self.reason,
-            **self.metrics,
-        }
 
 
 def fold_ids(y, config: EvalConfig) -> np.ndarray:

@@ -14,9 +14,10 @@ import os
 
 from pipelines.config import Settings, load_settings
 from pipelines.constants import GOLD
-from pipelines.steps import content_hash
+from pipelines.steps import content_hash, fill
 from pipelines.steps import log_figure as _log_figure
 from pipelines.tracking import log_frame
+from pipelines.training import effort
 from pipelines.training.context import DEFAULTS, EXPERIMENT, _config, _ctx, _data, resolve_ds  # noqa: F401
 from pipelines.training.data import TrainingDataError
 from pipelines.training.evaluate import Evaluation, evaluate, fold_ids
@@ -44,24 +45,13 @@ def prepare(
     import mlflow
 
     from pipelines.tracking import find_or_create_run
-    from pipelines.training import algorithms
 
     settings, lake = _ctx(settings)
     ds = resolve_ds(lake, dataset, params.get("ds") or "", list(events), logical_ds)
-    params = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
-    params["gate"] = dict(params["gate"] or settings.training.gate)
-    names = list(params["algorithms"]) or list(algorithms.BASE_ALGORITHMS)
-    for name in names:
-        if algorithms.get(name).ensemble:
-            raise TrainingDataError(
-                f"{name!r} is an ensemble: it is built from the best base algorithms, list base ones only"
-            )
-    if int(params["cv_folds"]) < 2:
-        raise TrainingDataError(f"cv_folds must be at least 2, got {params['cv_folds']}")
-    _check_selection_params(params)
-    params["algorithms"] = algorithms.start_order(names)  # the order the DAG maps and starts them in
+    params = run_params(params, settings)
     context = {"dataset": dataset, "ds": ds, "params": params, "seed": settings.seed}
     data = _data(context, lake)
+    params.update(effort.plan(params, len(data.y_train)))  # work in proportion to the table (Param effort)
     gold_hash = content_hash(data.content_hashes)
     # A retry (same Airflow run, same params) finds its parent again; a new run of the same date with
     # other params (`airflow dags test` reuses the run id, the CLI's own id is new) gets its own parent,
@@ -80,6 +70,26 @@ def prepare(
         "airflow_run_id": airflow_run_id,
         "dag_id": dag_id,
     }
+
+
+def run_params(params: dict, settings: Settings) -> dict:
+    """The run's choices: the form's values over ``DEFAULTS`` (an empty Param takes the default; the
+    gate: settings ``training.gate``), checked, naming what is wrong."""
+    from pipelines.training import algorithms
+
+    params = fill(params, **DEFAULTS)
+    params["gate"] = dict(params["gate"] or settings.training.gate)
+    names = list(params["algorithms"]) or list(algorithms.BASE_ALGORITHMS)
+    for name in names:
+        if algorithms.get(name).ensemble:
+            raise TrainingDataError(
+                f"{name!r} is an ensemble: it is built from the best base algorithms, list base ones only"
+            )
+    if int(params["cv_folds"]) < 2:
+        raise TrainingDataError(f"cv_folds must be at least 2, got {params['cv_folds']}")
+    _check_selection_params(params)
+    params["algorithms"] = algorithms.start_order(names)  # the order the DAG maps and starts them in
+    return params
 
 
 def _check_selection_params(params: dict) -> None:
@@ -242,6 +252,7 @@ def run(
         "baselines": selection["baselines"],
         "selected": selection["selected"],
         "explained": explained["explained"],
+        "effort": context["params"]["effort_plan"],
         "outcome": "registered" if decision["registered"] else "nothing registered",
         "registered_model": decision["name"],
         "version": decision["version"],

@@ -9,17 +9,17 @@ benchmark runs algorithms in parallel processes.
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
+from pipelines import torchfit
 from pipelines.threads import one_torch_thread
+from pipelines.torchfit import StoredNetwork
 
 
-class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
+class TorchMLPClassifier(StoredNetwork, ClassifierMixin, BaseEstimator):
     """Classifier: ReLU hidden layers with dropout, AdamW, early stopping; binary: one logit and BCE loss,
     multi-class: one logit per class and cross-entropy (softmax probabilities).
 
@@ -76,36 +76,13 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
             self.n_parameters_ = int(sum(p.numel() for p in net.parameters()))
             optimiser = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             loss_fn = torch.nn.BCEWithLogitsLoss() if self.n_outputs_ == 1 else _cross_entropy(torch)
-            Xt, yt = torch.from_numpy(X), torch.from_numpy(target)
-            X_train, y_train = Xt[train_idx], yt[train_idx]
-            X_val, y_val = Xt[val_idx], yt[val_idx]
-            shuffler = torch.Generator().manual_seed(self.seed)
-
-            history, best_loss, best_epoch, best_state, waited = [], np.inf, 0, None, 0
-            for epoch in range(1, int(self.max_epochs) + 1):
-                net.train()
-                order = torch.randperm(len(X_train), generator=shuffler)
-                total = 0.0
-                for start in range(0, len(order), int(self.batch_size)):
-                    batch = order[start : start + int(self.batch_size)]
-                    optimiser.zero_grad()
-                    loss = loss_fn(net(X_train[batch]).squeeze(1), y_train[batch])
-                    loss.backward()
-                    optimiser.step()
-                    total += loss.item() * len(batch)
-                train_loss = total / max(len(X_train), 1)
-                val_loss = self._loss(net, loss_fn, X_val, y_val) if len(val_idx) else train_loss
-                history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
-                if val_loss < best_loss - 1e-6:
-                    best_loss, best_epoch, waited = val_loss, epoch, 0
-                    best_state = copy.deepcopy(net.state_dict())
-                else:
-                    waited += 1
-                    if len(val_idx) and waited >= self.patience:
-                        break
-
-        self.state_ = {k: v.detach().cpu().numpy() for k, v in (best_state or net.state_dict()).items()}
-        self.best_epoch_ = best_epoch
+            data = (torch.from_numpy(X), torch.from_numpy(target), train_idx, val_idx)
+            fit = torchfit.train(
+                torch, self, net, optimiser, loss_fn, data, forward=lambda batch: net(batch).squeeze(1)
+            )
+        history = fit.history
+        self.state_ = fit.state
+        self.best_epoch_ = fit.best_epoch
         self.n_epochs_ = len(history)
         self.history_ = history
         self._net = None
@@ -132,11 +109,6 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
             return self.classes_[proba.argmax(axis=1)]
         return self.classes_[(proba[:, 1] >= 0.5).astype(int)]
 
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_net", None)  # rebuilt from state_ on the next predict
-        return state
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
@@ -152,23 +124,6 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
             width = int(size)
         layers.append(torch.nn.Linear(width, getattr(self, "n_outputs_", 1)))
         return torch.nn.Sequential(*layers)
-
-    def _fitted_network(self, torch):
-        net = getattr(self, "_net", None)
-        if net is None:
-            net = self._network(torch)
-            net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state_.items()})
-            net.eval()
-            self._net = net
-        return net
-
-    @staticmethod
-    def _loss(net, loss_fn, X, y) -> float:
-        import torch
-
-        net.eval()
-        with torch.no_grad():
-            return float(loss_fn(net(X).squeeze(1), y))
 
 
 def _cross_entropy(torch):

@@ -21,10 +21,12 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGS_DIR = REPO_ROOT / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))  # _*.py: shared helpers
+HELPERS = sorted(DAGS_DIR.glob("_*.py"))  # imported by the DAG files (the DAGs folder is on sys.path)
 
 PARSE_BUDGET_S = 2.0
 MIN_RETRIES = 2
-# Top level of a DAG file: the standard library, the Task SDK and providers only.
+# Top level of a DAG file: the standard library, the Task SDK and providers only, and the folder's own
+# helpers (dags/_*.py), which follow the same rule.
 ALLOWED_TOP_LEVEL = ("airflow.sdk", "airflow.providers")
 # Calls that make a start_date move with the clock.
 DYNAMIC_DATE_CALLS = {"now", "utcnow", "today", "days_ago", "yesterday", "fromtimestamp", "utcfromtimestamp"}
@@ -41,7 +43,8 @@ def _isolated_env(airflow_home: Path, sql_alchemy_conn: str) -> dict[str, str]:
             "AIRFLOW_HOME": str(airflow_home),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn,
-            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),  # as `make up`: Airflow puts it on sys.path
+            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), str(DAGS_DIR), env.get("PYTHONPATH", "")) if p),
             "PYTHONDONTWRITEBYTECODE": "1",
         }
     )
@@ -58,6 +61,7 @@ def airflow_home(tmp_path_factory) -> Path:
             mp.delenv(key)
         for key in ("AIRFLOW_HOME", "AIRFLOW__CORE__LOAD_EXAMPLES", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
             mp.setenv(key, env[key])
+        mp.syspath_prepend(str(DAGS_DIR))  # the DAG processor's sys.path holds the DAGs folder (helpers)
         yield home
 
 
@@ -195,10 +199,12 @@ def check_task_retries(path: Path, cache: dict | None = None) -> list[str]:
     return problems
 
 
-def _allowed_module(module: str) -> bool:
+def _allowed_module(module: str, folder: Path | None = None) -> bool:
     root = module.split(".")[0]
     if root == "airflow":
         return any(module == allowed or module.startswith(allowed + ".") for allowed in ALLOWED_TOP_LEVEL)
+    if folder is not None and root.startswith("_") and (folder / f"{root}.py").exists():
+        return True  # a helper of the DAGs folder: checked by the same rule (test_helpers_import_lightly)
     return root in sys.stdlib_module_names  # includes __future__
 
 
@@ -235,7 +241,7 @@ def check_top_level_imports(path: Path) -> list[str]:
         f"{path.name}:{lineno}: top-level import of {module!r}; DAG files import only the standard library, "
         f"airflow.sdk and airflow.providers at top level: import it inside the task body"
         for lineno, module in _module_level_imports(tree)
-        if module.startswith(".") or not _allowed_module(module)
+        if module.startswith(".") or not _allowed_module(module, path.parent)
     ]
 
 
@@ -377,6 +383,21 @@ def test_every_task_retries(path, dagbag_cache):
 @dag_file
 def test_no_heavy_top_level_imports(path):
     assert check_top_level_imports(path) == []
+
+
+@pytest.mark.parametrize("path", HELPERS, ids=[p.stem for p in HELPERS])
+def test_helpers_import_lightly(path):
+    assert check_top_level_imports(path) == []
+
+
+def test_a_heavy_import_in_a_helper_is_caught(tmp_path):
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    (folder / "_helper.py").write_text("import pandas\n")
+    dag = write_dag(tmp_path, header="from _helper import thing\nfrom _absent import other")
+    assert check_top_level_imports(folder / "_helper.py") != []
+    problems = check_top_level_imports(dag)  # the helper is allowed, a module that is not there is not
+    assert len(problems) == 1 and "_absent" in problems[0], problems
 
 
 @dag_file

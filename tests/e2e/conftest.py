@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from pipelines.cli.live import LiveStack, live_stack
+from tests.e2e.browser import artifacts, page  # noqa: F401 - the browser fixtures, for every module here
 from tests.integration.isolation import free_port, port_range
 
 DS = "2026-01-01"

@@ -35,12 +35,14 @@ _handed_out: set[int] = set()
 
 
 def isolated_environ(root: Path) -> dict[str, str]:
-    """The current environment minus platform/Airflow/MLflow settings, pointed at ``root``."""
+    """The current environment minus platform/Airflow/MLflow settings, pointed at ``root``: state, lake and the
+    user overlay (``MLP_USER_DIR``: datasets and contracts a test adds, never the checkout's include/user)."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("MLP_", "AIRFLOW", "MLFLOW_"))}
     environ.update(
         {
             "MLP_STATE_DIR": str(root / "state"),
             "MLP_LAKE_ROOT": str(root / "lake"),
+            "MLP_USER_DIR": str(root / "user"),
             "MLP_AIRFLOW__PORT": str(free_port()),
             "MLP_MLFLOW__PORT": str(free_port()),
         }

@@ -14,7 +14,6 @@ from sklearn.datasets import load_breast_cancer
 from pipelines.cli import demo
 from pipelines.constants import GOLD, LANDING, SILVER
 from pipelines.lake import Lake
-from tests.integration.isolation import embedded_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -23,10 +22,8 @@ NAME = "tumours"
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory):
-    root = tmp_path_factory.mktemp("byod-stack")
-    with embedded_stack(root, MLP_USER_DIR=str(root / "user")) as (settings, env):  # never the checkout's include/user
-        yield settings, env
+def airflow(shared_stack):  # tests/integration/conftest.py: the stack of test_dags_e2e.py, its own user overlay
+    return shared_stack
 
 
 def foreign_table(path) -> int:

@@ -14,16 +14,13 @@ from pipelines.constants import BRONZE, GOLD, SILVER
 from pipelines.features.bronze import QUARANTINE_BRONZE
 from pipelines.features.silver import QUARANTINE_SILVER
 from pipelines.lake import Lake
-from tests.integration.isolation import embedded_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory):
-    with embedded_stack(tmp_path_factory.mktemp("stack")) as (settings, env):
-        yield settings, env
-    assert stack.running_pid(settings, "airflow") is None  # stopped by PID file
+def airflow(shared_stack):  # tests/integration/conftest.py: shared with test_byod_e2e.py
+    return shared_stack
 
 
 def _task_rows(settings, run_id):

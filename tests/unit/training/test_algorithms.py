@@ -17,6 +17,7 @@ from pipelines.constants import REPO_ROOT
 from pipelines.training import algorithms
 from pipelines.training.algorithms import FeatureSpec
 from pipelines.training.torch_mlp import TorchMLPClassifier
+from tests.unit.training.frames import mixed_frame
 
 FEATURES = FeatureSpec(numeric=("x1", "x2", "x3"), categorical=("color", "city"))
 # Small sizes so every model fits in well under a second.
@@ -31,16 +32,7 @@ FAST = {
 
 
 def _frame(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x1, x2 = rng.normal(size=n), rng.normal(size=n)
-    x3 = rng.integers(0, 100, n)
-    color = rng.choice(["red", "green", "blue"], n).astype(object)
-    city = rng.choice(["a", "b", "c", "d"], n).astype(object)
-    color[::37] = None
-    city[::41] = np.nan
-    logit = 2.0 * x1 - 1.5 * x2 + 2.0 * (color == "red") + 0.03 * (x3 - 50)
-    y = (logit + 0.5 * rng.logistic(size=n) > 0).astype(int)
-    return pd.DataFrame({"x1": x1, "x2": x2, "x3": x3, "color": color, "city": city}), y
+    return mixed_frame(n, seed)
 
 
 def _as_category(frame: pd.DataFrame) -> pd.DataFrame:

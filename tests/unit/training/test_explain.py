@@ -24,6 +24,7 @@ from pipelines.constants import REPO_ROOT
 from pipelines.training import algorithms, explain
 from pipelines.training.algorithms import FeatureSpec
 from pipelines.training.ensembles import PrefitStacking
+from tests.unit.training.frames import mixed_frame
 
 # "const" never varies, so no model can use it.
 FEATURES = FeatureSpec(numeric=("x1", "x2", "x3", "const"), categorical=("color", "city"))
@@ -52,17 +53,7 @@ EXPECTED = {
 
 
 def _frame(n: int = 300, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x1, x2 = rng.normal(size=n), rng.normal(size=n)
-    x3 = rng.integers(0, 100, n)
-    color = rng.choice(["red", "green", "blue"], n).astype(object)
-    city = rng.choice(["a", "b", "c", "d"], n).astype(object)
-    color[::37] = None
-    city[::41] = np.nan
-    logit = 2.0 * x1 - 1.5 * x2 + 2.0 * (color == "red") + 0.03 * (x3 - 50)
-    y = (logit + 0.5 * rng.logistic(size=n) > 0).astype(int)
-    frame = pd.DataFrame({"x1": x1, "x2": x2, "x3": x3, "const": 1.0, "color": color, "city": city})
-    return frame, y
+    return mixed_frame(n, seed, const=True)
 
 
 @pytest.fixture(scope="module")
