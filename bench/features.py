@@ -30,7 +30,6 @@ import argparse
 import cProfile
 import json
 import os
-import platform
 import pstats
 import resource
 import shutil
@@ -48,6 +47,8 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+
+from bench._common import machine, write_report  # noqa: E402
 
 DATASET, DS, BATCH = "adult", "2026-01-01", "bench"
 FILES, CHUNK, SEED = 8, 500_000, 7
@@ -303,18 +304,9 @@ def main(argv: list[str] | None = None) -> None:
         "runs them in parallel); peak memory is the child process's max RSS; profiled runs are slower",
         repeat=args.repeat,
         profiled=args.profile,
-        machine={
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "pyarrow": pa.__version__,
-            "numpy": np.__version__,
-            "platform": platform.platform(),
-            "loadavg_1m_at_start": round(load_at_start, 2),
-        },
+        machine=machine(load_at_start, pyarrow=pa.__version__, numpy=np.__version__),
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

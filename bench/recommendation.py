@@ -31,7 +31,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -43,6 +42,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
+
+from bench._common import machine, write_report  # noqa: E402
 
 TARGET_RMSE, TARGET_NDCG = 0.91, 0.44
 SIZES = {"100k": None, "1m": (6_000, 4_000, 1_000_000)}  # None: the real MovieLens 100k
@@ -233,16 +234,8 @@ def main(argv: list[str] | None = None) -> None:
         "speed: fit on all ratings + top-10 for every user, one thread, each model in a fresh process; 1m is synthetic "
         "(6,000 users x 4,000 items x 1,000,000 ratings). Headline speed figures are for the best ranking model."
     )
-    report["machine"] = {
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "loadavg_1m_at_start": round(load_at_start, 2),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    report["machine"] = machine(load_at_start, numpy=np.__version__)
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.serving import _free_port, _server  # noqa: E402
+from bench.serving import _free_port, _server, _serving_env  # noqa: E402
 
 REQUESTS = 3000
 
@@ -47,15 +46,7 @@ def measure(requests: int = REQUESTS, seed: int = 0) -> dict:
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.create_experiment("training", artifact_location=(tmp / "artifacts").as_uri())
         log_version(tracking_uri)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLP_", "MLFLOW_"))}
-        env.update(
-            {
-                "MLFLOW_TRACKING_URI": tracking_uri,
-                "MLP_STATE_DIR": str(tmp / "state"),
-                "MLP_LAKE_ROOT": str(tmp / "lake"),
-                "MLP_SERVING__MODEL": NAME,
-            }
-        )
+        env = _serving_env(tmp, tracking_uri, NAME)
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "pipelines", "serve", "--port", str(port)]

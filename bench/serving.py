@@ -114,6 +114,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _serving_env(tmp: Path, tracking_uri: str, model: str) -> dict:
+    """This process's environment without its MLP_/MLFLOW_ settings, for a server of the registered
+    ``model`` on the registry at ``tracking_uri``, with its state and lake under ``tmp``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLP_", "MLFLOW_"))}
+    env.update(
+        {
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "MLP_STATE_DIR": str(tmp / "state"),
+            "MLP_LAKE_ROOT": str(tmp / "lake"),
+            "MLP_SERVING__MODEL": model,
+        }
+    )
+    return env
+
+
 @contextmanager
 def _server(command: list[str], env: dict, ready_url: str, log_path: Path):
     """A server process (its own process group), up once ``ready_url`` answers 200; stopped on exit."""
@@ -306,15 +321,7 @@ def main() -> int:
         tracking_uri = f"sqlite:///{tmp}/mlflow.db"
         pipeline = _register(tracking_uri, (tmp / "artifacts").as_uri(), X_train, y_train)
         expected = pipeline.predict_proba(X_test.iloc[args.warmup : args.warmup + 200])[:, 1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLP_", "MLFLOW_"))}
-        env.update(
-            {
-                "MLFLOW_TRACKING_URI": tracking_uri,
-                "MLP_STATE_DIR": str(tmp / "state"),
-                "MLP_LAKE_ROOT": str(tmp / "lake"),
-                "MLP_SERVING__MODEL": NAME,
-            }
-        )
+        env = _serving_env(tmp, tracking_uri, NAME)
         ours_port, mlflow_port = _free_port(), _free_port()
         bin_dir = Path(sys.executable).parent
         ours_url, mlflow_url = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{mlflow_port}"

@@ -1,4 +1,5 @@
-"""Shared by the DAG files: their Params (trigger forms), built from ``pipelines/steps/params.json``.
+"""Shared by the DAG files: the ``@dag`` arguments every DAG declares alike, the gold Asset, and
+their Params (trigger forms), built from ``pipelines/steps/params.json``.
 
 Not a DAG file. Imported at the top of a DAG file, so it reads the JSON with the standard library
 only and imports nothing of ``pipelines`` (``find_spec`` locates the package without running it).
@@ -8,11 +9,14 @@ A Param whose default is null takes its setting (``pipelines/steps/params.py``).
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
 
-from airflow.sdk import Param
+from airflow.sdk import Asset, Param
+
+GOLD = Asset(name="gold", uri="lake://gold")  # the features DAG publishes it, the model DAGs run on it
 
 
 @cache
@@ -32,4 +36,18 @@ def form(dag_id: str) -> dict[str, Param]:
             **{k: v for k, v in p.items() if k not in ("default", "description")},
         )
         for name, p in _forms()[dag_id].items()
+    }
+
+
+def dag_args(dag_id: str, doc_md: str | None, *, retry_delay_s: int = 30) -> dict:
+    """The ``@dag`` arguments alike in every DAG: a static start date, no catchup, the DAG file's
+    docstring as ``doc_md``, two retries of every task, and the Params of ``form(dag_id)``. Each DAG
+    file still names its schedule, tags and ``max_active_runs`` (the integrity tests want it explicit)."""
+    return {
+        "dag_id": dag_id,
+        "start_date": datetime(2026, 1, 1),
+        "catchup": False,
+        "doc_md": doc_md,
+        "default_args": {"retries": 2, "retry_delay": timedelta(seconds=retry_delay_s)},
+        "params": form(dag_id),  # pipelines/steps/params.json: an empty (null) Param takes its setting
     }

@@ -11,26 +11,18 @@ Tasks, Params and outputs: `docs/dags/features.md` in the repository.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
-from _params import form
+from _params import GOLD, dag_args
 from airflow.sdk import Asset, dag, task
 
 BRONZE = Asset(name="bronze", uri="lake://bronze")
 SILVER = Asset(name="silver", uri="lake://silver")
-GOLD = Asset(name="gold", uri="lake://gold")
 
 
 @dag(
-    dag_id="features",
+    **dag_args("features", __doc__, retry_delay_s=20),
     schedule="@daily",
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
     max_active_runs=1,  # one date at a time: partitions of a dataset are written by one run
     tags=["features", "lake", "medallion"],
-    doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=20)},
-    params=form("features"),  # pipelines/steps/params.json: an empty (null) Param takes its setting
 )
 def features():
     @task

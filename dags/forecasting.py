@@ -12,24 +12,15 @@ Tasks, Params, metrics and the covariate assumption: `docs/dags/forecasting.md` 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
-from _params import form
-from airflow.sdk import Asset, dag, task
-
-GOLD = Asset(name="gold", uri="lake://gold")
+from _params import GOLD, dag_args
+from airflow.sdk import dag, task
 
 
 @dag(
-    dag_id="forecasting",
+    **dag_args("forecasting", __doc__),
     schedule=[GOLD],
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
     max_active_runs=1,  # one forecasting run at a time: its mapped models already fill both cores
     tags=["forecasting", "time-series", "mlflow"],
-    doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
-    params=form("forecasting"),  # pipelines/steps/params.json: an empty (null) Param takes its setting
 )
 def forecasting():
     @task.short_circuit

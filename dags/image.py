@@ -11,22 +11,15 @@ Tasks, Params, data sources and outputs: `docs/dags/deep.md` in the repository.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
-from _params import form
+from _params import dag_args
 from airflow.sdk import dag, task
 
 
 @dag(
-    dag_id="image",
+    **dag_args("image", __doc__),
     schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
     max_active_runs=1,  # both tasks train on one thread each: one run fills the two cores
     tags=["deep-learning", "vision", "experiment", "mlflow"],
-    doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
-    params=form("image"),  # pipelines/steps/params.json: an empty (null) Param takes its setting
 )
 def image():
     @task

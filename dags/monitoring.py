@@ -11,23 +11,16 @@ Tasks, Params, thresholds and outputs: `docs/dags/monitoring.md` in the reposito
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
-from _params import form
+from _params import dag_args
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag, task
 
 
 @dag(
-    dag_id="monitoring",
+    **dag_args("monitoring", __doc__),
     schedule="@daily",
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
     max_active_runs=1,  # each run reads the whole prediction log; runs in parallel would only compete
     tags=["monitoring", "serving", "mlflow"],
-    doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
-    params=form("monitoring"),  # pipelines/steps/params.json: an empty (null) Param takes its setting
 )
 def monitoring():
     @task

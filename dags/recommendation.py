@@ -12,25 +12,17 @@ Tasks, Params, models and outputs: `docs/dags/recommendation.md` in the reposito
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
-from _params import form
+from _params import GOLD, dag_args
 from airflow.sdk import Asset, dag, task
 
-GOLD = Asset(name="gold", uri="lake://gold")
 RECOMMENDATIONS = Asset(name="recommendations", uri="lake://gold/recommendations")
 
 
 @dag(
-    dag_id="recommendation",
+    **dag_args("recommendation", __doc__),
     schedule=[GOLD],
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
     max_active_runs=1,  # one run at a time: the models already fill the executor, and the registry gets one writer
     tags=["recommendation", "mlflow"],
-    doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
-    params=form("recommendation"),  # pipelines/steps/params.json: an empty (null) Param takes its setting
 )
 def recommendation():
     @task

@@ -11,24 +11,15 @@ Tasks, Params, labels and outputs: `docs/dags/deep.md` in the repository.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
-from _params import form
-from airflow.sdk import Asset, dag, task
-
-GOLD = Asset(name="gold", uri="lake://gold")
+from _params import GOLD, dag_args
+from airflow.sdk import dag, task
 
 
 @dag(
-    dag_id="sentiment",
+    **dag_args("sentiment", __doc__),
     schedule=[GOLD],
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
     max_active_runs=1,  # one run at a time: the LSTM already fills a core for minutes
     tags=["deep-learning", "nlp", "mlflow"],
-    doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
-    params=form("sentiment"),  # pipelines/steps/params.json: an empty (null) Param takes its setting
 )
 def sentiment():
     @task.short_circuit

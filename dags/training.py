@@ -12,25 +12,15 @@ Tasks, Params, metrics and outputs: `docs/dags/training.md` in the repository.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
-from _params import form
-from airflow.sdk import Asset, dag, task
-
-GOLD = Asset(name="gold", uri="lake://gold")
-ENSEMBLES = ["voting", "bagging", "stacking"]
+from _params import GOLD, dag_args
+from airflow.sdk import dag, task
 
 
 @dag(
-    dag_id="training",
+    **dag_args("training", __doc__),
     schedule=[GOLD],
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
     max_active_runs=1,  # one training run at a time: the algorithms already fill the executor
     tags=["training", "mlflow"],
-    doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
-    params=form("training"),  # pipelines/steps/params.json: an empty (null) Param takes its setting
 )
 def training():
     @task.short_circuit
@@ -53,6 +43,10 @@ def training():
     @task
     def algorithms(context: dict) -> list[str]:
         return context["params"]["algorithms"]
+
+    @task
+    def ensembles_to_build(context: dict) -> list[str]:
+        return context["params"]["ensembles"]
 
     # Mapped instances start in list order (longest fits first): plugins/task_order.py.
     @task(weight_rule="task_order.MapIndexOrder")
@@ -126,7 +120,7 @@ def training():
     context = prepare()
     for_this_dataset() >> context
     base = train.partial(context=context).expand(algorithm=algorithms(context))
-    ensembles = train_ensemble.partial(context=context, base=base).expand(name=ENSEMBLES)
+    ensembles = train_ensemble.partial(context=context, base=base).expand(name=ensembles_to_build(context))
     board = leaderboard(context, base, ensembles)
     tuned = tune.partial(context=context).expand(algorithm=tune_candidates(context, board))
     selection = select(context, base, ensembles, tuned)

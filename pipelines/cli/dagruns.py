@@ -7,7 +7,7 @@ gets no answer (the API server busy, a run not created yet) is "nothing yet", ne
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from urllib.parse import quote
 
 from pipelines.cli import stack
@@ -76,11 +76,22 @@ def triggered_runs(api: AirflowApi, dag_id: str, before: set[str]) -> list[dict]
     ]
 
 
-def run_state(api: AirflowApi, dag_id: str, run_id: str) -> str | None:
+def get_run(api: AirflowApi, dag_id: str, run_id: str) -> dict | None:
     try:
-        return api.call("GET", f"dags/{dag_id}/dagRuns/{run_id}")["state"]
+        return api.call("GET", f"dags/{dag_id}/dagRuns/{run_id}")
     except _NO_ANSWER:
         return None
+
+
+def run_state(api: AirflowApi, dag_id: str, run_id: str) -> str | None:
+    run = get_run(api, dag_id, run_id)
+    return run["state"] if run else None
+
+
+def run_seconds(run: dict, since: float | None = None) -> float:
+    """Seconds from ``since`` (epoch seconds: when it was triggered) or else from the run's start to its end."""
+    end = datetime.fromisoformat(run["end_date"]).timestamp()
+    return end - (since if since is not None else datetime.fromisoformat(run["start_date"]).timestamp())
 
 
 def task_states(api: AirflowApi, dag_id: str, run_id: str) -> dict[str, str | None]:

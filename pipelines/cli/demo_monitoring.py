@@ -79,7 +79,7 @@ def monitoring_demo(settings: Settings, env: dict, trained_ds: str) -> Monitorin
         # One retraining is enough for the demo: once a day has triggered one, later days alert without
         # triggering another (`retrain` off), so no second run waits queued behind it.
         conf = json.dumps({"retrain": retrain, "training_conf": dict(cfg.retrain)})
-        result = run_dag(settings, env, "monitoring", ds, conf=conf)
+        result = run_dag(settings, env, "monitoring", ds, conf=conf, scheduled=True)
         result.outputs = monitoring_outputs(settings, result, traffic.get(ds))
         results.append(result)
         if result.state != "success":

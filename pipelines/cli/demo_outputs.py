@@ -100,16 +100,10 @@ def deep_outputs(settings: Settings, airflow_run_id: str | None) -> dict:
 
 def registered_by(settings: Settings, dataset: str, airflow_run_id: str) -> dict:
     """The model version a training run registered (its tags say which run) and what the registry decided."""
-    from mlflow import MlflowClient
-
     name = f"{dataset}_classifier"
-    client = MlflowClient(settings.mlflow.server_url)
-    mine = [
-        v for v in client.search_model_versions(f"name = '{name}'") if v.tags.get("airflow_run_id") == airflow_run_id
-    ]
-    if not mine:
+    v = _registered_by_run(settings, name, airflow_run_id)
+    if v is None:
         return {"registered": "nothing"}
-    v = mine[0]
     return {
         "registered": f"{name} v{v.version} ({v.tags.get('algorithm')}, {v.tags.get('decision', '')})",
         **registry_outputs(settings, dataset),
@@ -131,18 +125,23 @@ def experiment_urls(settings: Settings) -> dict[str, str]:
 
 def _version_of_run(settings: Settings, name: str, airflow_run_id: str | None) -> str:
     """``name vN (alias)`` of the model version an Airflow run registered, or ``nothing``."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     try:
-        versions = MlflowClient(settings.mlflow.server_url).search_model_versions(f"name = '{name}'")
+        v = _registered_by_run(settings, name, airflow_run_id)
     except MlflowException:
         return "nothing"
-    mine = [v for v in versions if airflow_run_id and v.tags.get("airflow_run_id") == airflow_run_id]
-    if not mine:
+    if v is None:
         return "nothing"
-    v = mine[0]
     return f"{name} v{v.version} ({', '.join(v.aliases) or v.tags.get('decision', 'no alias')})"
+
+
+def _registered_by_run(settings: Settings, name: str, airflow_run_id: str | None):
+    """The first version of ``name`` whose ``airflow_run_id`` tag names this Airflow run; None if there is none."""
+    from mlflow import MlflowClient
+
+    versions = MlflowClient(settings.mlflow.server_url).search_model_versions(f"name = '{name}'")
+    return next((v for v in versions if airflow_run_id and v.tags.get("airflow_run_id") == airflow_run_id), None)
 
 
 def forecasting_outputs(settings: Settings, dataset: str, ds: str, airflow_run_id: str | None) -> dict:

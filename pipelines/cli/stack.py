@@ -89,6 +89,10 @@ def airflow_env(settings: Settings, base: dict | None = None, database_url: str 
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(max(2, os.cpu_count() or 2) * 2),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            # A task's supervisor notices its process has exited at the latest after this many seconds (it
+            # waits on the task's sockets that long between heartbeats): 5 by default, often the whole
+            # wait (seen: 24 of 114 demo tasks), holding an executor slot and `dags test`'s shutdown.
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": env.get("AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL", "1"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "pipelines.cli.stack.SQLITE_CONNECT_ARGS",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{af.url}/execution/",
@@ -308,14 +312,25 @@ def _tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
-def migrate(settings: Settings, env: dict) -> None:
-    """Create or upgrade the Airflow metadata database (idempotent)."""
-    log = settings.state_dir / "logs" / "airflow-db-migrate.log"
+def _airflow_command(settings: Settings, env: dict, *args: str) -> None:
+    """Run ``airflow <args>`` to the end, its output in ``logs/airflow-<args>.log``; raise when it fails."""
+    log = settings.state_dir / "logs" / f"airflow-{'-'.join(args)}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
-        rc = subprocess.call([_bin("airflow"), "db", "migrate"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        rc = subprocess.call([_bin("airflow"), *args], env=env, stdout=out, stderr=subprocess.STDOUT)
     if rc != 0:
-        raise RuntimeError(f"airflow db migrate failed (exit {rc}); see {log}:\n{_tail(log)}")
+        raise RuntimeError(f"airflow {' '.join(args)} failed (exit {rc}); see {log}:\n{_tail(log)}")
+
+
+def reserialize(settings: Settings, env: dict) -> None:
+    """Parse every DAG file once into the metadata DB (what the DAG processor does), so a scheduler can run
+    triggered runs without a DAG processor of its own."""
+    _airflow_command(settings, env, "dags", "reserialize")
+
+
+def migrate(settings: Settings, env: dict) -> None:
+    """Create or upgrade the Airflow metadata database (idempotent)."""
+    _airflow_command(settings, env, "db", "migrate")
 
 
 @contextmanager

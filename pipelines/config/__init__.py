@@ -206,16 +206,15 @@ class DeepSettings:
     gmm_covariance: str = "full"  # full, tied, diag or spherical
 
     def __post_init__(self) -> None:
-        if self.gmm_covariance not in ("full", "tied", "diag", "spherical"):
-            raise SettingsError(
-                f"deep.gmm_covariance must be full, tied, diag or spherical, got {self.gmm_covariance!r}"
-            )
-        if self.image_schedule not in ("constant", "onecycle"):
-            raise SettingsError(f"deep.image_schedule must be constant or onecycle, got {self.image_schedule!r}")
-        if self.image_optimizer not in ("adam", "adamw"):
-            raise SettingsError(f"deep.image_optimizer must be adam or adamw, got {self.image_optimizer!r}")
-        if self.image_dataset not in ("auto", "fashion_mnist", "digits"):
-            raise SettingsError(f"deep.image_dataset must be auto, fashion_mnist or digits, got {self.image_dataset!r}")
+        for name, choices in (
+            ("gmm_covariance", ("full", "tied", "diag", "spherical")),
+            ("image_schedule", ("constant", "onecycle")),
+            ("image_optimizer", ("adam", "adamw")),
+            ("image_dataset", ("auto", "fashion_mnist", "digits")),
+        ):
+            value = getattr(self, name)
+            if value not in choices:
+                raise SettingsError(f"deep.{name} must be {', '.join(choices[:-1])} or {choices[-1]}, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted
 
 from pipelines.errors import DataError
+from pipelines.estimators import hyperparameters
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -34,23 +35,16 @@ def _matrix(X) -> np.ndarray:
     return X
 
 
+@hyperparameters
 class GMMClusterer(ClusterMixin, BaseEstimator):
     """Learned: ``model_`` (the chosen GaussianMixture), ``n_components_``, ``bic_`` ({k: BIC}),
     ``mean_``/``scale_`` (standardisation), ``threshold_`` (anomaly score cut-off)."""
 
-    def __init__(
-        self,
-        max_components: int = 8,
-        covariance_type: str = "full",
-        anomaly_quantile: float = 0.99,
-        standardize: bool = True,
-        seed: int = 42,
-    ):
-        self.max_components = max_components
-        self.covariance_type = covariance_type
-        self.anomaly_quantile = anomaly_quantile
-        self.standardize = standardize
-        self.seed = seed
+    max_components: int = 8
+    covariance_type: str = "full"
+    anomaly_quantile: float = 0.99
+    standardize: bool = True
+    seed: int = 42
 
     def fit(self, X, y=None):
         from sklearn.mixture import GaussianMixture

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
+from pipelines.estimators import hyperparameters
 from pipelines.forecasting.freq import MAX_SARIMA_SEASON
 from pipelines.forecasting.models import Forecaster
 
@@ -38,16 +39,15 @@ def _same(history: pd.DataFrame, index: pd.DatetimeIndex) -> bool:
     return len(history) == len(index) and history.index[-1] == index[-1]
 
 
+@hyperparameters
 class AutoArima(Forecaster):
     """pmdarima's auto_arima at the series' season (see the module docstring)."""
 
     min_history = 10
 
-    def __init__(self, spec=None, horizon=28, seed=42, max_train=360, fourier_k=4, maxiter=30):
-        super().__init__(spec, horizon, seed)
-        self.max_train = max_train
-        self.fourier_k = fourier_k
-        self.maxiter = maxiter
+    max_train: int = 360
+    fourier_k: int = 4
+    maxiter: int = 30
 
     def _exog(self, frame_index: pd.DatetimeIndex, frame: pd.DataFrame | None) -> np.ndarray | None:
         cols = []

@@ -22,6 +22,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from pipelines.estimators import hyperparameters
 from pipelines.forecasting import metrics
 from pipelines.forecasting.models import Forecaster
 
@@ -29,12 +30,11 @@ NAME = "ensemble"
 KEYS = ["kind", "origin", "date"]
 
 
+@hyperparameters
 class Ensemble(Forecaster):
     """The mean of the members' forecasts; ``fit`` fits every member on the same history."""
 
-    def __init__(self, spec=None, horizon=28, seed=42, members=()):
-        super().__init__(spec, horizon, seed)
-        self.members = members
+    members: tuple = ()
 
     @property
     def min_history(self) -> int:  # type: ignore[override]

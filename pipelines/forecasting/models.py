@@ -30,11 +30,13 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from pipelines.estimators import hyperparameters
 from pipelines.forecasting.data import SeriesSpec
 from pipelines.forecasting.freq import calendar_columns
 from pipelines.forecasting.windows import from_relative, relative_mode, to_relative
 
 
+@hyperparameters
 class Forecaster(BaseEstimator):
     """Base: checks shared by every model; subclasses implement ``_fit`` and ``_predict``.
 
@@ -44,10 +46,9 @@ class Forecaster(BaseEstimator):
 
     min_history = 1  # periods of history ``predict`` needs
 
-    def __init__(self, spec: SeriesSpec | None = None, horizon: int = 28, seed: int = 42):
-        self.spec = spec
-        self.horizon = horizon
-        self.seed = seed
+    spec: SeriesSpec | None = None
+    horizon: int = 28
+    seed: int = 42
 
     def fit(self, history: pd.DataFrame):
         self._check_history(history)
@@ -77,7 +78,11 @@ class Forecaster(BaseEstimator):
             raise ValueError(f"future rows need values for the known covariate(s) {missing}")
         if self.constant_ is not None:
             return np.full(len(future), self.constant_)
-        return np.asarray(self._predict(history, future), dtype=np.float64)[: len(future)]
+        forecast = np.asarray(self._predict(history, future), dtype=np.float64)[: len(future)]
+        if not np.isfinite(forecast).all():  # an explosive fit: a failed model, never an "ok" row of inf
+            bad = int((~np.isfinite(forecast)).sum())
+            raise ValueError(f"{type(self).__name__} forecast {bad} of {len(forecast)} periods as inf or NaN")
+        return forecast
 
     def _check_history(self, history: pd.DataFrame) -> None:
         columns = [self.spec.target, *self.spec.covariates]
@@ -93,14 +98,13 @@ class Forecaster(BaseEstimator):
         return history[self.spec.target].to_numpy(np.float64)
 
 
+@hyperparameters
 class SeasonalNaive(Forecaster):
     """Every period repeats the same point of the last observed season (``season``, 0: the spec's)."""
 
     min_history = 1
 
-    def __init__(self, spec=None, horizon=28, seed=42, season=0):
-        super().__init__(spec, horizon, seed)
-        self.season = season
+    season: int = 0
 
     def _fit(self, history):
         m = int(self.season) or self.spec.m
@@ -111,6 +115,7 @@ class SeasonalNaive(Forecaster):
         return np.resize(y, self.horizon)  # y[h mod m]: h days after the origin = the same day of its last season
 
 
+@hyperparameters
 class Sarimax(Forecaster):
     """SARIMAX with the known covariates as exogenous inputs; log target when it is positive.
 
@@ -120,21 +125,10 @@ class Sarimax(Forecaster):
 
     min_history = 8
 
-    def __init__(
-        self,
-        spec=None,
-        horizon=28,
-        seed=42,
-        order=(1, 1, 1),
-        seasonal_order=None,
-        max_train_days=730,
-        maxiter=60,
-    ):
-        super().__init__(spec, horizon, seed)
-        self.order = order
-        self.seasonal_order = seasonal_order
-        self.max_train_days = max_train_days
-        self.maxiter = maxiter
+    order: tuple = (1, 1, 1)
+    seasonal_order: tuple | None = None
+    max_train_days: int = 730
+    maxiter: int = 60
 
     def _model(self, history):
         from statsmodels.tsa.statespace.sarimax import SARIMAX
@@ -204,6 +198,7 @@ class _Lags:
         return cls(max(m, 4), min(max(m, 4), 24), m, f.year)
 
 
+@hyperparameters
 class GradientBoosting(Forecaster):
     """A direct multi-horizon gradient-boosting model on lag, driver and calendar features.
 
@@ -216,27 +211,13 @@ class GradientBoosting(Forecaster):
     def LAGS(self) -> _Lags:  # noqa: N802 - kept from when it was a class constant
         return _Lags.of(self.spec)
 
-    def __init__(
-        self,
-        spec=None,
-        horizon=28,
-        seed=42,
-        library="lightgbm",
-        n_estimators=800,
-        learning_rate=0.05,
-        num_leaves=31,
-        min_child_samples=40,
-        subsample=0.8,
-        colsample=0.8,
-    ):
-        super().__init__(spec, horizon, seed)
-        self.library = library
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.min_child_samples = min_child_samples
-        self.subsample = subsample
-        self.colsample = colsample
+    library: str = "lightgbm"
+    n_estimators: int = 800
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_child_samples: int = 40
+    subsample: float = 0.8
+    colsample: float = 0.8
 
     @property
     def min_history(self) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines import torchfit
+from pipelines.estimators import hyperparameters
 from pipelines.forecasting.models import Forecaster
 from pipelines.forecasting.windows import WindowSpec, from_relative
 from pipelines.threads import one_torch_thread
@@ -30,39 +31,22 @@ ARCHS = ("lstm", "lstm_transformer")
 TUNABLE = ("hidden_size", "layers", "dropout", "heads", "lr")
 
 
+@hyperparameters
 class NeuralForecaster(StoredNetwork, Forecaster):
     """Learned attributes: ``windows_`` (scalers), ``state_`` (weights), ``history_`` (losses per epoch),
     ``best_epoch_``, ``n_parameters_``."""
 
-    def __init__(
-        self,
-        spec=None,
-        horizon=28,
-        seed=42,
-        arch="lstm",
-        seq_len=30,
-        hidden_size=32,
-        layers=1,
-        dropout=0.1,
-        heads=2,
-        lr=5e-4,
-        batch_size=32,
-        max_epochs=60,
-        patience=6,
-        validation_fraction=0.15,
-    ):
-        super().__init__(spec, horizon, seed)
-        self.arch = arch
-        self.seq_len = seq_len
-        self.hidden_size = hidden_size
-        self.layers = layers
-        self.dropout = dropout
-        self.heads = heads
-        self.lr = lr
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.validation_fraction = validation_fraction
+    arch: str = "lstm"
+    seq_len: int = 30
+    hidden_size: int = 32
+    layers: int = 1
+    dropout: float = 0.1
+    heads: int = 2
+    lr: float = 5e-4
+    batch_size: int = 32
+    max_epochs: int = 60
+    patience: int = 6
+    validation_fraction: float = 0.15
 
     @property
     def min_history(self) -> int:

@@ -68,7 +68,7 @@ def _reference(settings: Settings, lake: Lake, ds: str):
     from pipelines.training.data import load_training_data
 
     return load_training_data(
-        lake, settings.monitoring.reference_dataset, ds, sample=REFERENCE_ROWS, seed=settings.seed
+        lake, settings.monitoring.reference_dataset, ds, sample=REFERENCE_ROWS, seed=settings.seed, sample_test=True
     )
 
 

@@ -17,6 +17,7 @@ DEFAULTS = {
     "fp_cost": 1.0,
     "fn_cost": 5.0,
     "ensemble_top_k": 3,
+    "ensembles": [],  # empty: every one of algorithms.ENSEMBLES
     "sample_rows": 0,
     "tune_top_k": 2,
     "tune_mode": "bayes",

@@ -1,7 +1,9 @@
 """Gold data for training: every gold partition of a dataset up to a logical date.
 
 The split column decides what is what: ``train`` and ``valid`` rows are used for
-cross-validation and the final fit, ``test`` rows only for the held-out score.
+cross-validation and the final fit, ``test`` rows only for the held-out score. A sample (the
+Param ``sample_rows``) is drawn from the train rows only, after the split: the held-out score is
+always on every test row (``pipelines.training.refit`` refits the selected model on every train row).
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ class TrainingData:
     y_test: pd.Series
     content_hashes: dict[str, str]
     classes: tuple[str, ...] | None = None  # multi-class: the class of each code 0..k-1 of y; binary: None
+    train_rows_all: int | None = None  # train rows before a sample (None: no sample cut them)
+
+    @property
+    def sampled(self) -> bool:
+        """Whether a sample cut the train rows (the models are judged on fewer rows than gold has)."""
+        return self.train_rows_all is not None and self.train_rows_all > len(self.y_train)
 
     @property
     def columns(self) -> list[str]:
@@ -50,6 +58,7 @@ class TrainingData:
             "dataset": self.dataset,
             "ds": self.ds,
             "train_rows": len(self.X_train),
+            **({"train_rows_before_sample": self.train_rows_all} if self.sampled else {}),
             "test_rows": len(self.X_test),
             **share,
             "features": self.columns,
@@ -57,8 +66,12 @@ class TrainingData:
         }
 
 
-def load_training_data(lake: Lake, dataset: str, ds: str, sample: int | None = None, seed: int = 0) -> TrainingData:
-    """Gold partitions of ``dataset`` with ds <= ``ds``; ``sample`` keeps at most that many rows (stratified)."""
+def load_training_data(
+    lake: Lake, dataset: str, ds: str, sample: int | None = None, seed: int = 0, sample_test: bool = False
+) -> TrainingData:
+    """Gold partitions of ``dataset`` with ds <= ``ds``; ``sample`` keeps at most that many train rows
+    (stratified by label) and every test row; with ``sample_test`` at most that many rows of both
+    (a reference sample, e.g. monitoring's)."""
     dates = [d for d in lake.list_partitions(GOLD, dataset) if d <= ds]
     if not dates:
         raise TrainingDataError(
@@ -77,9 +90,14 @@ def load_training_data(lake: Lake, dataset: str, ds: str, sample: int | None = N
         frame = frame[frame[LABEL].notna()]
         classes = tuple(sorted(frame[LABEL].astype(str).unique()))
         frame = frame.assign(**{LABEL: frame[LABEL].astype(str).map({c: i for i, c in enumerate(classes)})})
-    if sample and len(frame) > sample:
-        frame = frame.groupby(LABEL, group_keys=False).sample(frac=sample / len(frame), random_state=seed)
     test = frame[SPLIT] == TEST
+    pool = frame if sample_test else frame[~test]  # split first: a sample never cuts the test rows
+    train_rows_all = None
+    if sample and len(pool) > sample:
+        kept = pool.groupby(LABEL, group_keys=False).sample(frac=sample / len(pool), random_state=seed)
+        train_rows_all = int((~test).sum())
+        frame = frame[frame.index.isin(kept.index) | (test & (not sample_test))]  # in gold's row order
+        test = frame[SPLIT] == TEST
     columns = [*features.numeric, *features.categorical]
     return TrainingData(
         dataset=dataset,
@@ -91,6 +109,7 @@ def load_training_data(lake: Lake, dataset: str, ds: str, sample: int | None = N
         y_test=frame.loc[test, LABEL].astype(int).reset_index(drop=True),
         content_hashes={d: m["content_hash"] for d, m in manifests.items()},
         classes=classes,
+        train_rows_all=train_rows_all,
     )
 
 

@@ -105,20 +105,24 @@ def tune(context: dict, algorithm: str, settings: Settings | None = None) -> dic
 
 
 def select(context: dict, records: list[dict], settings: Settings | None = None) -> dict:
-    """Pick one model: the rule-based gate, the Pareto front, then the weighted score (pipelines.training.pareto)."""
+    """Pick one model: the rule-based gate, the Pareto front, then the weighted score (pipelines.training.pareto);
+    a run judged on a sample of the train rows refits it on every train row (pipelines.training.refit)."""
     import mlflow
     import pandas as pd
 
-    from pipelines.training import baseline, pareto
+    from pipelines.training import baseline, pareto, refit
 
     settings, lake = _ctx(settings)
     p = context["params"]
     board = pd.DataFrame([r for r in records if r])
-    baselines = baseline.scores(board, _data(context, lake), _config(context))
+    data = _data(context, lake)
+    baselines = baseline.scores(board, data, _config(context))
     board = baseline.with_lift(board, baselines)
     selection = pareto.select(board, weights=dict(p["pareto_weights"]), gate=dict(p["gate"]))
     table = selection.table
     chosen = table[table["selected"]].iloc[0].to_dict() if selection.selected else None
+    if chosen is not None:
+        chosen = refit.refit(settings, lake, context, {k: _plain(v) for k, v in chosen.items()}, data)
     mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
     with mlflow.start_run(run_id=context["parent_run_id"]):
         log_frame(table, "selection/pareto_table.json")
@@ -137,7 +141,7 @@ def select(context: dict, records: list[dict], settings: Settings | None = None)
         "selected": selection.selected,
         "reason": selection.reason,
         "baselines": {k: mean for k, (mean, _) in baselines.items()},
-        "record": None if chosen is None else {k: _plain(v) for k, v in chosen.items()},
+        "record": chosen,
     }
 
 
@@ -239,6 +243,7 @@ def register(context: dict, selection: dict, settings: Settings | None = None) -
         "dataset": context["dataset"],
         "ds": context["ds"],
         **{k: f"{v:.6g}" for k, v in objectives.items() if v is not None},
+        **{k: str(chosen[k]) for k in ("refit_train_rows", "refit_error") if chosen.get(k) is not None},
     }
     description = (
         f"{chosen['algorithm']} trained by {context['dag_id']} run {context['airflow_run_id']} on {context['dataset']} "

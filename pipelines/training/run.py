@@ -85,6 +85,9 @@ def run_params(params: dict, settings: Settings) -> dict:
             raise TrainingDataError(
                 f"{name!r} is an ensemble: it is built from the best base algorithms, list base ones only"
             )
+    params["ensembles"] = list(params["ensembles"]) or list(algorithms.ENSEMBLES)
+    if unknown := [e for e in params["ensembles"] if e not in algorithms.ENSEMBLES]:
+        raise TrainingDataError(f"unknown ensemble(s) {unknown}; ensembles: {', '.join(algorithms.ENSEMBLES)}")
     if int(params["cv_folds"]) < 2:
         raise TrainingDataError(f"cv_folds must be at least 2, got {params['cv_folds']}")
     _check_selection_params(params)
@@ -231,18 +234,27 @@ def run(
     Returns a summary: the date, the parent MLflow run, the leaderboard's best, the selection and the
     registry decision (``outcome`` says whether a model was registered, ``reason`` why or why not).
     """
-    from pipelines.training import algorithms
+    import time
 
     settings = settings or load_settings()
     run_id = run_id or cli_run_id()
-    context = prepare(dataset, {**(params or {}), "ds": ds or ""}, "cli", run_id, settings=settings)
-    base = [train(context, name, settings) for name in context["params"]["algorithms"]]
-    stacked = [train_ensemble(context, name, base, settings) for name in algorithms.ENSEMBLES]
-    board = leaderboard(context, [*base, *stacked], settings)
-    tuned = [tune(context, name, settings) for name in tune_candidates(context, board)]
-    selection = select(context, [*base, *stacked, *tuned], settings)
-    explained = explain(context, selection, settings)
-    decision = register(context, selection, settings)
+    seconds: dict[str, float] = {}
+
+    def timed(step: str, call, *args):
+        started = time.perf_counter()
+        try:
+            return call(*args, settings=settings)
+        finally:
+            seconds[step] = round(time.perf_counter() - started, 1)
+
+    context = timed("prepare", prepare, dataset, {**(params or {}), "ds": ds or ""}, "cli", run_id)
+    base = [timed(f"train {name}", train, context, name) for name in context["params"]["algorithms"]]
+    stacked = [timed(f"train {name}", train_ensemble, context, name, base) for name in context["params"]["ensembles"]]
+    board = timed("leaderboard", leaderboard, context, [*base, *stacked])
+    tuned = [timed(f"tune {name}", tune, context, name) for name in tune_candidates(context, board)]
+    selection = timed("select", select, context, [*base, *stacked, *tuned])
+    explained = timed("explain", explain, context, selection)
+    decision = timed("register", register, context, selection)
     return {
         "dataset": dataset,
         "ds": context["ds"],
@@ -258,4 +270,6 @@ def run(
         "version": decision["version"],
         "alias": decision["alias"],
         "reason": decision["reason"],
+        "refit_train_rows": (selection["record"] or {}).get("refit_train_rows"),
+        "seconds": seconds,  # wall seconds of each step (select includes the refit on every train row)
     }

@@ -15,10 +15,12 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from pipelines import torchfit
+from pipelines.estimators import hyperparameters
 from pipelines.threads import one_torch_thread
 from pipelines.torchfit import StoredNetwork
 
 
+@hyperparameters
 class TorchMLPClassifier(StoredNetwork, ClassifierMixin, BaseEstimator):
     """Classifier: ReLU hidden layers with dropout, AdamW, early stopping; binary: one logit and BCE loss,
     multi-class: one logit per class and cross-entropy (softmax probabilities).
@@ -28,27 +30,15 @@ class TorchMLPClassifier(StoredNetwork, ClassifierMixin, BaseEstimator):
     and ``state_`` (the best weights as numpy arrays).
     """
 
-    def __init__(
-        self,
-        hidden_sizes=(128, 64),
-        dropout=0.1,
-        lr=1e-3,
-        batch_size=512,
-        max_epochs=50,
-        patience=5,
-        validation_fraction=0.1,
-        weight_decay=0.0,
-        seed=42,
-    ):
-        self.hidden_sizes = hidden_sizes
-        self.dropout = dropout
-        self.lr = lr
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.weight_decay = weight_decay
-        self.seed = seed
+    hidden_sizes: tuple = (128, 64)
+    dropout: float = 0.1
+    lr: float = 1e-3
+    batch_size: int = 512
+    max_epochs: int = 50
+    patience: int = 5
+    validation_fraction: float = 0.1
+    weight_decay: float = 0.0
+    seed: int = 42
 
     # -- sklearn contract -------------------------------------------------------------------
 

@@ -64,3 +64,13 @@ def embedded_stack(root: Path, **overrides: str) -> Iterator[tuple]:
     stack.migrate(settings, env)
     with stack.services(settings, env):
         yield settings, env
+
+
+def task_rows(settings, run_id: str, columns: str = "task_id, map_index, state") -> list[tuple]:
+    """The ``columns`` of every task instance of a DAG run, from the embedded stack's Airflow DB."""
+    import sqlite3
+
+    from pipelines.cli import stack
+
+    with sqlite3.connect(stack.airflow_home(settings) / "airflow.db") as con:
+        return con.execute(f"select {columns} from task_instance where run_id = ?", (run_id,)).fetchall()

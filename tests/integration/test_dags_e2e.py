@@ -2,18 +2,18 @@
 against a throwaway MLflow server."""
 
 import json
-import sqlite3
 
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from pipelines.cli import demo, stack
+from pipelines.cli import demo
 from pipelines.constants import BRONZE, GOLD, SILVER
 from pipelines.features.bronze import QUARANTINE_BRONZE
 from pipelines.features.silver import QUARANTINE_SILVER
 from pipelines.lake import Lake
+from tests.integration.isolation import task_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -24,11 +24,7 @@ def airflow(shared_stack):  # tests/integration/conftest.py: shared with test_by
 
 
 def _task_rows(settings, run_id):
-    db = stack.airflow_home(settings) / "airflow.db"
-    with sqlite3.connect(db) as con:
-        return con.execute(
-            "select task_id, map_index, state, start_date, end_date from task_instance where run_id = ?", (run_id,)
-        ).fetchall()
+    return task_rows(settings, run_id, "task_id, map_index, state, start_date, end_date")
 
 
 def test_backfill_reconciles_and_a_rerun_changes_nothing(airflow):

@@ -3,17 +3,16 @@ against a throwaway MLflow server. Kept small through the DAG's Params: 300 days
 horizon, 2 folds, 2 tuning calls and 3 epochs per neural fit."""
 
 import json
-import sqlite3
 
 import mlflow
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from pipelines.cli import demo, stack
+from pipelines.cli import demo
 from pipelines.constants import CHAMPION, GOLD, SILVER
 from pipelines.lake import Lake
-from tests.integration.isolation import embedded_stack
+from tests.integration.isolation import embedded_stack, task_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,11 +37,6 @@ def airflow(tmp_path_factory):
         yield settings, env
 
 
-def _task_rows(settings, run_id):
-    with sqlite3.connect(stack.airflow_home(settings) / "airflow.db") as con:
-        return con.execute("select task_id, map_index, state from task_instance where run_id = ?", (run_id,)).fetchall()
-
-
 def test_sales_flow_from_landing_to_a_registered_forecaster(airflow):
     settings, env = airflow
     lake = Lake(settings.lake_root)
@@ -58,7 +52,7 @@ def test_sales_flow_from_landing_to_a_registered_forecaster(airflow):
     assert result.state == "success", result.log.read_text()[-4000:]
 
     # Every model ran as a mapped task of the run, and none failed.
-    tasks = _task_rows(settings, result.run_id)
+    tasks = task_rows(settings, result.run_id)
     backtests = sorted(m for t, m, s in tasks if t == "backtest" and s == "success")
     assert backtests == list(range(len(MODELS))), tasks
     board = lake.read_partition(GOLD, "sales_forecast_leaderboard", DS).to_pandas()

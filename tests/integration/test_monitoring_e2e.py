@@ -61,15 +61,18 @@ def airflow(tmp_path_factory):
     assert stack.running_pid(settings, "scheduler") is None
 
 
-def _task_states(settings, run_id) -> dict:
-    return dagruns.task_states(dagruns.client(settings), "monitoring", run_id)
-
-
-def _monitor(settings, env, ds):
+def _monitor(settings, env, ds, trigger_training: str):
+    """A monitoring run of ``ds``: it succeeds, check and should_retrain succeed, and trigger_training ends
+    in the state given. Returns the run and the training runs it triggered."""
     api = dagruns.client(settings)
     before = dagruns.run_ids(api, "training")
     result = demo.run_dag(settings, env, "monitoring", ds, conf=json.dumps({"training_conf": RETRAIN}))
     assert result.state == "success", result.log
+    assert dagruns.task_states(api, "monitoring", result.run_id) == {
+        "check": "success",
+        "should_retrain": "success",
+        "trigger_training": trigger_training,
+    }
     return result, dagruns.triggered_runs(api, "training", before)
 
 
@@ -82,12 +85,7 @@ def _mlflow_run(settings, airflow_run_id):
 
 def test_an_undrifted_day_raises_no_alert_and_triggers_nothing(airflow):
     settings, env = airflow
-    result, triggered = _monitor(settings, env, CLEAN)
-    assert _task_states(settings, result.run_id) == {
-        "check": "success",
-        "should_retrain": "success",
-        "trigger_training": "skipped",
-    }
+    result, triggered = _monitor(settings, env, CLEAN, trigger_training="skipped")
     assert triggered == []
     stored = alerts.read(Lake(settings.lake_root), MODEL, CLEAN)
     assert stored is not None and len(stored) == 0
@@ -99,12 +97,7 @@ def test_an_undrifted_day_raises_no_alert_and_triggers_nothing(airflow):
 
 def test_a_drifted_day_is_detected_stored_and_triggers_a_training_run(airflow):
     settings, env = airflow
-    result, triggered = _monitor(settings, env, DRIFTED)
-    assert _task_states(settings, result.run_id) == {
-        "check": "success",
-        "should_retrain": "success",
-        "trigger_training": "success",
-    }
+    result, triggered = _monitor(settings, env, DRIFTED, trigger_training="success")
     lake = Lake(settings.lake_root)
 
     # Stored: the alerts table, the MLflow run, the task log.

@@ -3,7 +3,6 @@
 leaderboard, registered pyfunc with its alias, every user's top-n in gold."""
 
 import json
-import sqlite3
 
 import mlflow
 import pandas as pd
@@ -11,11 +10,11 @@ import pytest
 from mlflow import MlflowClient
 
 from pipelines import features
-from pipelines.cli import demo, stack
+from pipelines.cli import demo
 from pipelines.constants import CHAMPION, GOLD, ITEM_ID, USER_ID
 from pipelines.lake import Lake
 from pipelines.recommendation.run import leaderboard_dataset, recommendations_dataset
-from tests.integration.isolation import embedded_stack
+from tests.integration.isolation import embedded_stack, task_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,11 +31,6 @@ def airflow(tmp_path_factory):
         env,
     ):
         yield settings, env
-
-
-def _task_rows(settings, run_id):
-    with sqlite3.connect(stack.airflow_home(settings) / "airflow.db") as con:
-        return con.execute("select task_id, map_index, state from task_instance where run_id = ?", (run_id,)).fetchall()
 
 
 def test_recommendation_dag_end_to_end(airflow):
@@ -62,7 +56,7 @@ def test_recommendation_dag_end_to_end(airflow):
     assert result.state == "success", result.log
 
     # Every model ran as a mapped task of the run and is on the leaderboard, ranked by NDCG@10.
-    evaluated = [r for r in _task_rows(settings, result.run_id) if r[0] == "evaluate"]
+    evaluated = [r for r in task_rows(settings, result.run_id) if r[0] == "evaluate"]
     assert sorted(r[1] for r in evaluated) == list(range(len(MODELS))) and all(r[2] == "success" for r in evaluated)
     board = lake.read_partition(GOLD, leaderboard_dataset(cfg.ratings), LAST).to_pandas()
     assert sorted(board["model"]) == sorted(MODELS)

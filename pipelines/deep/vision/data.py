@@ -111,8 +111,12 @@ def fashion_dir() -> Path:
     return Path(os.environ.get("MLP_FASHION_MNIST_DIR", FASHION_DIR))
 
 
-def load_images(source: str = "auto", seed: int = 42, root: Path | None = None, max_train_rows: int = 0) -> ImageData:
-    """Fashion-MNIST when its idx files are there (``auto`` or ``fashion_mnist``), else scikit-learn's digits."""
+def load_images(
+    source: str = "auto", seed: int = 42, root: Path | None = None, max_train_rows: int = 0, max_eval_rows: int = 0
+) -> ImageData:
+    """Fashion-MNIST when its idx files are there (``auto`` or ``fashion_mnist``), else scikit-learn's digits.
+    ``max_train_rows`` / ``max_eval_rows``: a random subset of at most that many training / validation and
+    test images (0: all)."""
     if source not in ("auto", "fashion_mnist", "digits"):
         raise ImageDataError(f"image source must be auto, fashion_mnist or digits, got {source!r}")
     root = Path(root) if root is not None else fashion_dir()
@@ -133,10 +137,18 @@ def load_images(source: str = "auto", seed: int = 42, root: Path | None = None, 
             root,
             data.summary(),
         )
-    if max_train_rows and len(data.y_train) > max_train_rows:
-        keep = np.random.default_rng(seed).choice(len(data.y_train), max_train_rows, replace=False)
-        data.X_train, data.y_train = data.X_train[keep], data.y_train[keep]
+    rng = np.random.default_rng(seed)
+    data.X_train, data.y_train = _subset(data.X_train, data.y_train, max_train_rows, rng)
+    data.X_valid, data.y_valid = _subset(data.X_valid, data.y_valid, max_eval_rows, rng)
+    data.X_test, data.y_test = _subset(data.X_test, data.y_test, max_eval_rows, rng)
     return data
+
+
+def _subset(X: np.ndarray, y: np.ndarray, rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    if not rows or len(y) <= rows:
+        return X, y
+    keep = rng.choice(len(y), rows, replace=False)
+    return X[keep], y[keep]
 
 
 def _fashion(files: list[Path], seed: int) -> ImageData:

@@ -79,7 +79,12 @@ def run_poly_experiment(params: dict | None = None, settings=None, tags: dict | 
     params, cfg = dict(params or {}), settings.deep
     seeds = int(params.get("seeds", cfg.seeds))
     rows = [int(r) for r in (params.get("max_rows", 0), params.get("experiment_max_rows", 0)) if r]
-    data = load_images(params.get("source", cfg.image_dataset), settings.seed, max_train_rows=min(rows, default=0))
+    data = load_images(
+        params.get("source", cfg.image_dataset),
+        settings.seed,
+        max_train_rows=min(rows, default=0),
+        max_eval_rows=int(params.get("experiment_max_rows", 0)),  # scoring in proportion to training
+    )
     kwargs = model_params(params, cfg, data.name)
     table = poly_vs_relu(data, seeds, settings.seed, **kwargs)
     summary = summarise_experiment(table)

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from pipelines.deep.poly import DEFAULT_CLAMP, DEFAULT_COEFFICIENTS
 from pipelines.deep.vision.data import ImageDataError
+from pipelines.estimators import hyperparameters
 
 
 def build_cnn(
@@ -60,6 +61,7 @@ def build_cnn(
     )
 
 
+@hyperparameters
 class CNNClassifier(ClassifierMixin, BaseEstimator):
     """The CNN behind scikit-learn's contract; ``fit`` returns self.
 
@@ -70,43 +72,23 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     (one more epoch would end past ``time_budget_s``; the best weights so far are kept), ``n_parameters_``.
     """
 
-    def __init__(
-        self,
-        activation="relu",
-        optimizer="adam",
-        lr=2e-3,
-        batch_size=64,
-        max_epochs=30,
-        patience=4,
-        dropout=0.25,
-        seed=42,
-        coefficients=DEFAULT_COEFFICIENTS,
-        clamp=DEFAULT_CLAMP,
-        poly_adam_c=10.0,
-        poly_adam_bounds=(0.1, 1.0),
-        weight_decay=0.0,
-        schedule="constant",
-        augment=False,
-        threads=1,
-        time_budget_s=0.0,
-    ):
-        self.activation = activation
-        self.optimizer = optimizer
-        self.lr = lr
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.dropout = dropout
-        self.seed = seed
-        self.coefficients = coefficients
-        self.clamp = clamp
-        self.poly_adam_c = poly_adam_c
-        self.poly_adam_bounds = poly_adam_bounds
-        self.weight_decay = weight_decay
-        self.schedule = schedule
-        self.augment = augment
-        self.threads = threads
-        self.time_budget_s = time_budget_s
+    activation: str = "relu"
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    batch_size: int = 64
+    max_epochs: int = 30
+    patience: int = 4
+    dropout: float = 0.25
+    seed: int = 42
+    coefficients: tuple = DEFAULT_COEFFICIENTS
+    clamp: float = DEFAULT_CLAMP
+    poly_adam_c: float = 10.0
+    poly_adam_bounds: tuple = (0.1, 1.0)
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    augment: bool = False
+    threads: int = 1
+    time_budget_s: float = 0.0
 
     def _net(self):
         return build_cnn(

@@ -23,6 +23,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
+from pipelines.estimators import hyperparameters
 from pipelines.recommendation.models.base import BLOCK_CELLS, Recommender
 
 
@@ -87,18 +88,16 @@ class _Factorisation(Recommender):
         return int(self.user_factors_.size + self.item_factors_.size + len(self.user_bias_) + len(self.item_bias_))
 
 
+@hyperparameters
 class BiasedMF(_Factorisation):
     """Biased MF by ALS. Learned: ``user_factors_``, ``item_factors_``, ``user_bias_``, ``item_bias_``
     and ``history_`` (training RMSE per iteration)."""
 
-    def __init__(
-        self, n_factors: int = 30, n_iters: int = 15, reg: float = 0.15, reg_bias: float = 0.05, seed: int = 42
-    ):
-        self.n_factors = n_factors
-        self.n_iters = n_iters
-        self.reg = reg
-        self.reg_bias = reg_bias
-        self.seed = seed
+    n_factors: int = 30
+    n_iters: int = 15
+    reg: float = 0.15
+    reg_bias: float = 0.05
+    seed: int = 42
 
     def _fit(self, R: sp.csr_matrix) -> None:
         f = int(self.n_factors)
@@ -124,6 +123,7 @@ class BiasedMF(_Factorisation):
         self.history_ = history
 
 
+@hyperparameters
 class BayesianMF(_Factorisation):
     """Biased MF by Gibbs sampling (BPMF with biases and a sampled noise level).
 
@@ -134,14 +134,11 @@ class BayesianMF(_Factorisation):
     (per sweep: training RMSE of that sample and the noise precision).
     """
 
-    def __init__(
-        self, n_factors: int = 10, n_sweeps: int = 200, burn_in: int = 50, max_samples: int = 50, seed: int = 42
-    ):
-        self.n_factors = n_factors
-        self.n_sweeps = n_sweeps
-        self.burn_in = burn_in
-        self.max_samples = max_samples
-        self.seed = seed
+    n_factors: int = 10
+    n_sweeps: int = 200
+    burn_in: int = 50
+    max_samples: int = 50
+    seed: int = 42
 
     def _fit(self, R: sp.csr_matrix) -> None:
         f, sweeps = int(self.n_factors), int(self.n_sweeps)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from pipelines.estimators import hyperparameters
 from pipelines.recommendation.models.base import BLOCK_CELLS, Recommender
 
 
@@ -80,12 +81,12 @@ def top_k_similarities(Rc: sp.csr_matrix, B: sp.csr_matrix, k: int, shrinkage: f
     return out
 
 
+@hyperparameters
 class _Neighbourhood(Recommender):
     family = "neighbourhood"
 
-    def __init__(self, k: int = 200, shrinkage: float = 10.0):
-        self.k = k
-        self.shrinkage = shrinkage
+    k: int = 200
+    shrinkage: float = 10.0
 
     def _check_params(self) -> None:
         if int(self.k) < 1:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from pipelines.estimators import hyperparameters
 from pipelines.recommendation.models.base import Recommender
 
 
+@hyperparameters
 class Popularity(Recommender):
     """Ranks items by how many users rated them; predicts a rating as the item's damped mean.
 
@@ -18,8 +20,7 @@ class Popularity(Recommender):
 
     family = "baseline"
 
-    def __init__(self, damping: float = 5.0):
-        self.damping = damping
+    damping: float = 5.0
 
     def _fit(self, R: sp.csr_matrix) -> None:
         sums = np.asarray(R.sum(axis=0)).ravel()

@@ -23,6 +23,7 @@ import copy
 import numpy as np
 import scipy.sparse as sp
 
+from pipelines.estimators import hyperparameters
 from pipelines.recommendation import metrics
 from pipelines.recommendation.models.base import Recommender
 from pipelines.threads import one_torch_thread
@@ -30,6 +31,7 @@ from pipelines.threads import one_torch_thread
 VALIDATION_K = 10
 
 
+@hyperparameters
 class TwoTower(Recommender):
     """Learned: ``user_weights_`` (items x dim) and ``user_offset_`` (dim) of the user tower,
     ``item_embeddings_`` (items x dim) and ``item_offset_`` (items) of the item tower, ``history_``
@@ -38,25 +40,14 @@ class TwoTower(Recommender):
     predicts_ratings = False
     family = "neural"
 
-    def __init__(
-        self,
-        dim: int = 200,
-        max_epochs: int = 100,
-        patience: int = 5,
-        lr: float = 1e-3,
-        batch_size: int = 128,
-        dropout: float = 0.5,
-        validation_fraction: float = 0.1,
-        seed: int = 42,
-    ):
-        self.dim = dim
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.lr = lr
-        self.batch_size = batch_size
-        self.dropout = dropout
-        self.validation_fraction = validation_fraction
-        self.seed = seed
+    dim: int = 200
+    max_epochs: int = 100
+    patience: int = 5
+    lr: float = 1e-3
+    batch_size: int = 128
+    dropout: float = 0.5
+    validation_fraction: float = 0.1
+    seed: int = 42
 
     def _fit(self, R: sp.csr_matrix) -> None:
         import torch

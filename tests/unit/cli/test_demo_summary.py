@@ -89,3 +89,14 @@ def test_overhead_is_task_wall_time_minus_step_time(tmp_path):
     out = bench.overhead(record, home)
     assert out["tasks_measured"] == 2 and out["airflow_overhead_s_per_task"] == 0.75  # median of 0.5 and 1.0
     assert out["queue_wait_s_median"] == 0.0
+
+
+def test_a_run_lasts_from_its_trigger_or_else_its_start_to_its_end():
+    from datetime import datetime
+
+    from pipelines.cli import dagruns
+
+    run = {"start_date": "2026-01-01T00:00:10Z", "end_date": "2026-01-01T00:01:00.500000Z"}
+    assert dagruns.run_seconds(run) == 50.5
+    triggered = datetime.fromisoformat("2026-01-01T00:00:00+00:00").timestamp()
+    assert dagruns.run_seconds(run, since=triggered) == 60.5

@@ -102,10 +102,15 @@ def test_missing_mlp_config_file_is_named(tmp_path):
         load_settings({"MLP_CONFIG": str(missing)})
 
 
-def test_mlp_config_file_must_hold_a_mapping(tmp_path):
-    bad = tmp_path / "list.yaml"
-    bad.write_text("- a\n- b\n")
-    with pytest.raises(SettingsError, match="mapping"):
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [("- a\n- b\n", "mapping"), ("airflow:\n  prot: 9090\n", "prot")],
+    ids=["not-a-mapping", "unknown-key"],
+)
+def test_bad_mlp_config_file_is_explained(tmp_path, text, named):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(SettingsError, match=named):
         load_settings({"MLP_CONFIG": str(bad)})
 
 
@@ -122,13 +127,6 @@ def test_unknown_key_is_named(environ, key):
     with pytest.raises(SettingsError, match=key) as err:
         load_settings(environ)
     assert "unknown" in str(err.value) and "known" in str(err.value)
-
-
-def test_unknown_key_in_mlp_config_file_is_named(tmp_path):
-    extra = tmp_path / "extra.yaml"
-    extra.write_text("airflow:\n  prot: 9090\n")
-    with pytest.raises(SettingsError, match="prot"):
-        load_settings({"MLP_CONFIG": str(extra)})
 
 
 @pytest.mark.parametrize(

@@ -87,6 +87,24 @@ def test_the_backtest_gives_models_the_past_and_only_the_known_future_drivers():
     ]
 
 
+class Exploding(models.Forecaster):
+    """An explosive fit: finite for 6 periods, then overflowing (as an AR coefficient above 1 does)."""
+
+    def _fit(self, history):
+        pass
+
+    def _predict(self, history, future):
+        return np.where(np.arange(len(future)) < 6, 1.0, np.inf)
+
+
+def test_a_forecast_that_is_not_finite_is_refused_naming_how_much():
+    h = history(60)
+    model = Exploding(SPEC, H).fit(h)
+    with pytest.raises(ValueError, match=r"Exploding forecast 1 of 7 periods as inf or NaN"):
+        model.predict(h, h.iloc[-H:][list(SPEC.known)])
+    assert np.isfinite(model.predict(h, h.iloc[-H:][list(SPEC.known)].iloc[:6])).all()
+
+
 def test_asking_too_much_is_refused_naming_the_problem():
     h = history(150)
     model = _fit("lightgbm", h.iloc[:-H])

@@ -68,6 +68,13 @@ def test_a_failing_model_is_a_record_with_its_reason(monkeypatch):
     assert result.record()["status"] == "failed"
 
 
+def test_a_model_forecasting_inf_is_a_failed_row_not_an_ok_one(monkeypatch):
+    monkeypatch.setattr(models.GradientBoosting, "_predict", lambda self, history, future: np.full(len(future), np.inf))
+    result = evaluate(prepare_series(frame(200), SPEC), "lightgbm", SMALL)
+    assert result.status == "failed" and "inf or NaN" in result.reason
+    assert result.record()["status"] == "failed"
+
+
 def test_a_constant_series_is_forecast_flat_and_its_mase_is_undefined():
     result = evaluate(prepare_series(frame(200, constant=50.0), SPEC), "lightgbm", SMALL)
     assert result.status == "ok"

@@ -11,6 +11,7 @@ from pipelines.constants import GOLD, LABEL, ROW_ID, SPLIT
 from pipelines.lake import Lake
 from pipelines.training import run
 from pipelines.training.data import TrainingDataError, load_training_data
+from tests.unit.settings import tmp_settings
 
 
 def _gold(n=240, seed=0, **overrides):
@@ -81,13 +82,7 @@ class Exploding:
 
 def test_steps_log_nested_runs_and_a_failure_stays_on_the_leaderboard(tmp_path, lake, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    settings = load_settings(
-        {
-            "MLP_LAKE_ROOT": lake.root_uri,
-            "MLP_STATE_DIR": str(tmp_path / "state"),
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db",
-        }
-    )
+    settings = tmp_settings(tmp_path, MLP_LAKE_ROOT=lake.root_uri)
     _write(lake, _gold(n=400), "2026-01-01")
     params = {"algorithms": ["logreg", "hist_gb", "ridge"], "cv_folds": 2}
     context = run.prepare("toy", params, "training", "manual__t", logical_ds="2026-01-01", settings=settings)

@@ -132,3 +132,15 @@ def test_bagging_judged_in_parallel_processes_equals_the_sequential_judgement():
     assert two.metrics["cv_folds_done"] == CONFIG.folds
     assert np.allclose(one.oof, two.oof) and np.isclose(one.metrics["cv_roc_auc"], two.metrics["cv_roc_auc"])
     assert np.allclose(one.test_proba, two.test_proba)
+
+
+def test_the_ensembles_param_picks_which_ones_are_built_and_empty_means_all():
+    from pipelines.config import load_settings
+    from pipelines.training import run
+    from pipelines.training.data import TrainingDataError
+
+    settings = load_settings()
+    assert run.run_params({}, settings)["ensembles"] == list(algorithms.ENSEMBLES)
+    assert run.run_params({"ensembles": ["stacking"]}, settings)["ensembles"] == ["stacking"]
+    with pytest.raises(TrainingDataError, match=r"unknown ensemble\(s\) \['boosting'\]"):
+        run.run_params({"ensembles": ["boosting"]}, settings)

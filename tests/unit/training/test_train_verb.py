@@ -10,11 +10,11 @@ import pyarrow as pa
 import pytest
 from mlflow import MlflowClient
 
-from pipelines.config import load_settings
 from pipelines.constants import GOLD, LABEL, ROW_ID, SPLIT
 from pipelines.lake import Lake
 from pipelines.training import run
 from pipelines.training.data import TrainingDataError
+from tests.unit.settings import tmp_settings
 
 DS = "2026-01-01"
 FAST = {"cv_folds": 3, "tune_top_k": 0, "explain_time_budget_s": 5, "time_budget_s": 60}
@@ -23,13 +23,7 @@ FAST = {"cv_folds": 3, "tune_top_k": 0, "explain_time_budget_s": 5, "time_budget
 @pytest.fixture
 def settings(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    return load_settings(
-        {
-            "MLP_LAKE_ROOT": (tmp_path / "lake").as_uri(),
-            "MLP_STATE_DIR": str(tmp_path / "state"),
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db",
-        }
-    )
+    return tmp_settings(tmp_path, MLP_LAKE_ROOT=(tmp_path / "lake").as_uri())
 
 
 def _write(settings, name, frame, numeric, label_kind, categorical=()):
