@@ -256,9 +256,19 @@ def scheduling(settings: Settings, env: dict):
                     dagruns.set_paused(api, dag_id, True)
 
 
+SCHEDULER_RUNNING = (
+    "A scheduler already runs on this state (`make up`'s, pid {pid}). The demo runs one of its own with the"
+    " schedules off, so that unpausing the DAGs starts nothing but the demo's runs: stop it with `make down`,"
+    " then run `make demo` again (and `make up` after it)."
+)
+
+
 def main(settings: Settings, days: int | None = None) -> int:
     from pipelines.cli import demo_monitoring
 
+    if pid := stack.running_pid(settings, "airflow-scheduler"):
+        print(SCHEDULER_RUNNING.format(pid=pid))
+        return 2
     env = stack.airflow_env(settings)
     print(
         f"Preparing the embedded stack under {settings.state_dir} (Airflow on SQLite, LocalExecutor; MLflow on SQLite)"

@@ -100,3 +100,16 @@ def test_a_run_lasts_from_its_trigger_or_else_its_start_to_its_end():
     assert dagruns.run_seconds(run) == 50.5
     triggered = datetime.fromisoformat("2026-01-01T00:00:00+00:00").timestamp()
     assert dagruns.run_seconds(run, since=triggered) == 60.5
+
+
+def test_the_demo_refuses_to_start_beside_a_running_scheduler_and_says_what_to_do(tmp_path, capsys):
+    import os
+
+    settings = tmp_settings(tmp_path)
+    pidfile = demo.stack._pidfile(settings, "airflow-scheduler")
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    pidfile.write_text(str(os.getpid()))  # a live process stands in for `make up`'s scheduler
+    assert demo.main(settings) == 2
+    out = capsys.readouterr().out
+    assert f"pid {os.getpid()}" in out and "make down" in out
+    assert not (settings.state_dir / "airflow").exists()  # nothing was started or migrated
