@@ -83,11 +83,6 @@ def get_run(api: AirflowApi, dag_id: str, run_id: str) -> dict | None:
         return None
 
 
-def run_state(api: AirflowApi, dag_id: str, run_id: str) -> str | None:
-    run = get_run(api, dag_id, run_id)
-    return run["state"] if run else None
-
-
 def run_seconds(run: dict, since: float | None = None) -> float:
     """Seconds from ``since`` (epoch seconds: when it was triggered) or else from the run's start to its end."""
     end = datetime.fromisoformat(run["end_date"]).timestamp()

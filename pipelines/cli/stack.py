@@ -379,14 +379,6 @@ def scheduler(settings: Settings, env: dict):
         stop(settings, svc.name)
 
 
-def set_paused(env: dict, dag_id: str, paused: bool) -> None:
-    """Pause or unpause a DAG (the scheduler starts runs of unpaused DAGs only)."""
-    verb = "pause" if paused else "unpause"
-    done = subprocess.run([_bin("airflow"), "dags", verb, dag_id], env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"airflow dags {verb} {dag_id} failed (exit {done.returncode}):\n{done.stdout}{done.stderr}")
-
-
 def up(settings: Settings) -> int:
     env = airflow_env(settings)
     migrate(settings, env)
