@@ -175,6 +175,9 @@ class TrainingSettings:
     # (pipelines/training/baseline.py). The seed's absolute rules are the option
     # {"cv_roc_auc": "> 0.85", "latency_p99_ms": "< 100"}.
     gate: Mapping[str, Any] = field(default_factory=lambda: {"cv_roc_auc_lift": "> 0.002", "cv_roc_auc_lift_z": "> 2"})
+    # After the gate, a model more than this many standard errors of the best one's CV mean behind the best
+    # CV ROC-AUC is dropped before the Pareto front (pipelines/training/pareto.py); None: no such rule.
+    near_best_se: float | None = 1.0
 
 
 @dataclass(frozen=True)

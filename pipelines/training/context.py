@@ -25,6 +25,7 @@ DEFAULTS = {
     "tune_time_budget_s": 600,
     "tune_patience": 8,
     "gate": {},  # empty: settings training.gate (default: beat the baseline, pipelines/training/baseline.py)
+    "near_best_se": None,  # None: settings training.near_best_se (the one-standard-error rule)
     "pareto_weights": {"roc_auc": 0.4, "latency_p99_ms": 0.3, "complexity": 0.2, "interpretability": 0.1},
     "model_name": "",
     "promotion_margin": 0.001,

@@ -4,6 +4,9 @@ The split column decides what is what: ``train`` and ``valid`` rows are used for
 cross-validation and the final fit, ``test`` rows only for the held-out score. A sample (the
 Param ``sample_rows``) is drawn from the train rows only, after the split: the held-out score is
 always on every test row (``pipelines.training.refit`` refits the selected model on every train row).
+The sample is stratified by label, except that a rare class keeps up to an even share of the sample
+(``sample_counts``): with 1 % positives a 10,000-row sample would hold 100 of them, too few to tell
+good models apart; it holds every positive instead, and the refit on every row restores the class shares.
 """
 
 from __future__ import annotations
@@ -70,8 +73,8 @@ def load_training_data(
     lake: Lake, dataset: str, ds: str, sample: int | None = None, seed: int = 0, sample_test: bool = False
 ) -> TrainingData:
     """Gold partitions of ``dataset`` with ds <= ``ds``; ``sample`` keeps at most that many train rows
-    (stratified by label) and every test row; with ``sample_test`` at most that many rows of both
-    (a reference sample, e.g. monitoring's)."""
+    (``sample_counts`` per class) and every test row; with ``sample_test`` at most that many rows of both,
+    stratified by label (a reference sample, e.g. monitoring's: it keeps the class shares)."""
     dates = [d for d in lake.list_partitions(GOLD, dataset) if d <= ds]
     if not dates:
         raise TrainingDataError(
@@ -94,7 +97,11 @@ def load_training_data(
     pool = frame if sample_test else frame[~test]  # split first: a sample never cuts the test rows
     train_rows_all = None
     if sample and len(pool) > sample:
-        kept = pool.groupby(LABEL, group_keys=False).sample(frac=sample / len(pool), random_state=seed)
+        if sample_test:
+            kept = pool.groupby(LABEL, group_keys=False).sample(frac=sample / len(pool), random_state=seed)
+        else:
+            counts = sample_counts(pool[LABEL].value_counts().to_dict(), sample)
+            kept = pd.concat([part.sample(n=counts[k], random_state=seed) for k, part in pool.groupby(LABEL)])
         train_rows_all = int((~test).sum())
         frame = frame[frame.index.isin(kept.index) | (test & (not sample_test))]  # in gold's row order
         test = frame[SPLIT] == TEST
@@ -111,6 +118,20 @@ def load_training_data(
         classes=classes,
         train_rows_all=train_rows_all,
     )
+
+
+def sample_counts(counts: dict, sample: int) -> dict:
+    """Rows to keep per class for a ``sample`` of the rows counted in ``counts`` (class -> rows): each
+    class its share, but at least ``sample // (2 * classes)`` rows (all of them when it has fewer);
+    the larger classes give up what that costs, in proportion to their size."""
+    floor = sample // (2 * len(counts))
+    keep = {k: min(n, max(round(sample * n / sum(counts.values())), floor)) for k, n in counts.items()}
+    excess = sum(keep.values()) - sample
+    big = {k: keep[k] - floor for k in keep if keep[k] > floor}
+    room = sum(big.values())
+    for k, spare in big.items():
+        keep[k] -= min(spare, -(-excess * spare // room)) if excess > 0 else 0
+    return keep
 
 
 def _label_kind(manifest: dict, frame: pd.DataFrame) -> str:

@@ -118,7 +118,9 @@ def select(context: dict, records: list[dict], settings: Settings | None = None)
     data = _data(context, lake)
     baselines = baseline.scores(board, data, _config(context))
     board = baseline.with_lift(board, baselines)
-    selection = pareto.select(board, weights=dict(p["pareto_weights"]), gate=dict(p["gate"]))
+    selection = pareto.select(
+        board, weights=dict(p["pareto_weights"]), gate=dict(p["gate"]), near_best_se=p.get("near_best_se")
+    )
     table = selection.table
     chosen = table[table["selected"]].iloc[0].to_dict() if selection.selected else None
     if chosen is not None:

@@ -13,8 +13,12 @@ the CV ROC-AUC so the test split stays an honest final check of the chosen model
    the training DAG passes its own, by default beating a baseline: ``pipelines.training.baseline``).
    A candidate with a missing (NaN) or infinite objective fails the gate too, so it is
    excluded by name rather than ranked;
-3. the Pareto front among the models that passed the gate;
-4. a weighted score over the front, on objectives min-max normalised over the front (1 = best
+3. near the best (``near_best_se``, the one-standard-error rule): a model whose CV ROC-AUC is more
+   than that many standard errors of the best one's CV mean (fold spread / sqrt(folds)) behind the
+   best model that passed the gate is dropped, so speed, size and readability are bought only with
+   differences the folds cannot tell apart (None: no such rule);
+4. the Pareto front among the models still in;
+5. a weighted score over the front, on objectives min-max normalised over the front (1 = best
    in its direction); the highest score is selected.
 
 No model passes the gate: nothing is selected and the reason says which rule failed for which
@@ -228,6 +232,7 @@ class Selection:
     objectives: tuple[Objective, ...] = DEFAULT_OBJECTIVES
     weights: dict[str, float] = field(default_factory=dict)
     gate: Gate = DEFAULT_GATE
+    near_best_se: float | None = None
 
     def record(self) -> dict:
         """The JSON-able summary, for XCom and MLflow params/tags."""
@@ -243,6 +248,7 @@ class Selection:
             "not_considered": t.loc[~t["considered"], "algorithm"].tolist(),
             "weights": dict(self.weights),
             "gate": str(self.gate),
+            "near_best_se": self.near_best_se,
             "objectives": {o.name: f"{o.direction} {o.column}" for o in self.objectives},
         }
 
@@ -252,8 +258,10 @@ def select(
     objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
     weights: Mapping[str, float] | None = None,
     gate: Gate | Mapping[str, str | Sequence[str]] | None = None,
+    near_best_se: float | None = None,
 ) -> Selection:
-    """Gate, then the Pareto front of the models that passed, then the best weighted score on it.
+    """Gate, then (``near_best_se``) the models near the best, then the Pareto front of those, then the
+    best weighted score on it.
 
     ``leaderboard`` needs an ``algorithm`` column (unique names) and, for the rows to rank, the
     objective and gate columns; rows whose ``status`` is not "ok" are not considered (a board
@@ -280,6 +288,9 @@ def select(
         for i, failed in zip(rows, _failures(table.iloc[rows], gate, objectives), strict=True):
             failed_rules[i] = "; ".join(failed)
             passed[i] = not failed
+    if near_best_se is not None:
+        for i, why in _behind_best(table, np.flatnonzero(passed), objectives, near_best_se).items():
+            passed[i], failed_rules[i] = False, why
     on_front = np.zeros(len(table), dtype=bool)
     score = np.full(len(table), np.nan)
     chosen = None
@@ -299,11 +310,34 @@ def select(
         score=score,
         selected=np.arange(len(table)) == chosen,
     )
-    reason = _reason(table, chosen, objectives, w, gate)
-    return Selection(table, None if chosen is None else names[chosen], reason, objectives, w, gate)
+    rules = f"{gate}" + (f"; near the best: within {near_best_se:g} SE" if near_best_se is not None else "")
+    reason = _reason(table, chosen, objectives, w, rules)
+    return Selection(table, None if chosen is None else names[chosen], reason, objectives, w, gate, near_best_se)
 
 
-def _reason(table: pd.DataFrame, chosen: int | None, objectives, weights: dict[str, float], gate: Gate) -> str:
+def _behind_best(table: pd.DataFrame, rows: np.ndarray, objectives, ses: float) -> dict[int, str]:
+    """Row -> why, for the ``rows`` whose ROC-AUC objective (the first objective without one) is more than
+    ``ses`` standard errors of the best row's CV mean behind it. Nothing when the table has no fold
+    spread (``<column>_std``, ``cv_folds_done``) for the best row."""
+    auc = next((o for o in objectives if o.name == "roc_auc"), objectives[0])
+    spread = f"{auc.column}_std"
+    if len(rows) < 2 or spread not in table.columns or "cv_folds_done" not in table.columns:
+        return {}
+    values = _numbers(table, auc.column)[rows] * auc.sign
+    best = int(rows[int(np.argmax(values))])
+    se = _numbers(table, spread)[best] / math.sqrt(_numbers(table, "cv_folds_done")[best])
+    if not math.isfinite(se):
+        return {}
+    top, name = values.max(), table["algorithm"].iloc[best]
+    return {
+        int(i): f"{auc.column} {v * auc.sign:.4g} is {top - v:.2g} behind the best that passed ({name} "
+        f"{top * auc.sign:.4g}): more than {ses:g} standard error(s) of its CV mean ({se:.2g})"
+        for i, v in zip(rows, values, strict=True)
+        if top - v > ses * se + 1e-12
+    }
+
+
+def _reason(table: pd.DataFrame, chosen: int | None, objectives, weights: dict[str, float], gate: str) -> str:
     """Which model was chosen and why, or why none was; then, one line each, the models that
     failed the gate (with every rule they failed) and those not considered (with their status)."""
     n_considered, n_passed, n_front = (int(table[c].sum()) for c in ("considered", "passed_gate", "on_front"))

@@ -9,8 +9,8 @@ on its own MLflow run as a second model (tags ``model_uri``, ``sample_model_uri`
 ``register`` scores on the test rows and registers. Voting refits each base and keeps equal
 weights; stacking refits each base and keeps its meta model (fitted on the sample's out-of-fold
 probabilities). If the refit fails, the sample's model is kept and the run says why
-(``refit_error``). The leaderboard's figures (CV, latency, test score of each candidate) stay
-those of the sample.
+(``refit_error``). A retried ``select`` finds the refit on the chosen run (its tags) and reuses it.
+The leaderboard's figures (CV, latency, test score of each candidate) stay those of the sample.
 """
 
 from __future__ import annotations
@@ -54,6 +54,17 @@ def refit(settings: Settings, lake: Lake, context: dict, chosen: dict, sample: T
         return chosen
     full = load_training_data(lake, context["dataset"], context["ds"], None, context["seed"])
     mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    done = mlflow.get_run(chosen["mlflow_run_id"]).data
+    if done.tags.get("sample_model_uri") == chosen["model_uri"] and done.tags.get("refit_train_rows") == str(
+        len(full.y_train)
+    ):  # a retried select: the refit of this model on these rows is logged already, not logged twice
+        return {
+            **chosen,
+            "model_uri": done.tags["model_uri"],
+            "sample_model_uri": chosen["model_uri"],
+            "refit_train_rows": len(full.y_train),
+            "refit_seconds": round(done.metrics.get("refit_seconds", 0.0), 1),
+        }
     started = time.perf_counter()
     try:
         model = refit_model(unwrap(mlflow.sklearn.load_model(chosen["model_uri"])), full.X_train, full.y_train)

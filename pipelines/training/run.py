@@ -79,6 +79,8 @@ def run_params(params: dict, settings: Settings) -> dict:
 
     params = fill(params, **DEFAULTS)
     params["gate"] = dict(params["gate"] or settings.training.gate)
+    if params["near_best_se"] is None:
+        params["near_best_se"] = settings.training.near_best_se
     names = list(params["algorithms"]) or list(algorithms.BASE_ALGORITHMS)
     for name in names:
         if algorithms.get(name).ensemble:
@@ -103,6 +105,9 @@ def _check_selection_params(params: dict) -> None:
         raise TrainingDataError(f"tune_mode must be one of {', '.join(tuning.MODES)}, got {params['tune_mode']!r}")
     pareto.Gate.from_config(dict(params["gate"]))
     pareto.check_weights(dict(params["pareto_weights"]))
+    se = params["near_best_se"]
+    if se is not None and (isinstance(se, bool) or not isinstance(se, int | float) or not se >= 0):
+        raise TrainingDataError(f"near_best_se must be a number >= 0 (standard errors), got {se!r}")
 
 
 def train(context: dict, algorithm: str, settings: Settings | None = None) -> dict:

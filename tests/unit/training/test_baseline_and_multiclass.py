@@ -49,6 +49,37 @@ def test_when_nothing_beats_logistic_regression_it_is_the_one_selected():
     assert selection.selected == "logreg"
 
 
+def test_a_simpler_model_the_folds_tell_apart_from_the_best_is_not_traded_for_it():
+    # logreg is simpler, faster and easier to read, so the weighted score would pick it, but the best
+    # model's CV ROC-AUC is 0.004 ahead with a standard error of 0.002 / sqrt(5) = 0.0009: 4.5 of them
+    board = baseline.with_lift(
+        _board(logreg=0.990, lightgbm=0.994, xgboost=0.9935).assign(latency_p99_ms=[0.2, 1.0, 1.0]),
+        {"dummy": (0.5, 0.0), "logreg": (0.990, 0.002)},
+    )
+    assert pareto.select(board).selected == "logreg"  # no near-best rule
+    selection = pareto.select(board, near_best_se=1.0)
+    table = selection.table.set_index("algorithm")
+    assert selection.selected in ("lightgbm", "xgboost")
+    assert table["passed_gate"].to_dict() == {"logreg": False, "lightgbm": True, "xgboost": True}  # 0.0005 is 0.56 SE
+    assert table.loc["logreg", "failed_rules"] == (
+        "cv_roc_auc 0.99 is 0.004 behind the best that passed (lightgbm 0.994): "
+        "more than 1 standard error(s) of its CV mean (0.00089)"
+    )
+    assert "near the best: within 1 SE" in selection.reason and selection.record()["near_best_se"] == 1.0
+    assert pareto.select(board, near_best_se=5.0).selected == "logreg"  # within 5 of them: the trade is allowed
+
+
+def test_the_best_that_passed_the_gate_is_the_yardstick_of_the_near_best_rule():
+    # the best CV ROC-AUC fails the user's latency rule: the others are measured against the next best
+    board = _board(logreg=0.990, lightgbm=0.994, xgboost=0.9935).assign(latency_p99_ms=[1.0, 500.0, 2.0])
+    selection = pareto.select(board, gate={"latency_p99_ms": "< 100"}, near_best_se=1.0)
+    table = selection.table.set_index("algorithm")
+    assert table["passed_gate"].to_dict() == {"logreg": False, "lightgbm": False, "xgboost": True}
+    assert "behind the best that passed (xgboost 0.9935)" in table.loc["logreg", "failed_rules"]
+    assert selection.selected == "xgboost"
+    assert pareto.select(board.drop(columns="cv_roc_auc_std"), near_best_se=1.0).selected == "logreg"  # no spread
+
+
 def test_when_nothing_beats_the_dummy_nothing_is_selected_and_the_reason_says_so():
     board = baseline.with_lift(
         _board(logreg=0.501, random_forest=0.49), {"dummy": (0.5, 0.0), "logreg": (0.501, 0.002)}

@@ -12,7 +12,7 @@ from sklearn.tree import DecisionTreeClassifier
 from pipelines.constants import GOLD, LABEL, ROW_ID, SPLIT, TEST
 from pipelines.lake import Lake
 from pipelines.training import ensembles, run
-from pipelines.training.data import load_training_data
+from pipelines.training.data import load_training_data, sample_counts
 from pipelines.training.refit import refit_model
 from tests.unit.settings import tmp_settings
 
@@ -59,6 +59,34 @@ def test_a_sample_cuts_the_train_rows_and_keeps_every_test_row(lake):
     whole = load_training_data(lake, "toy", DS)
     assert not whole.sampled and len(whole.y_train) == len(train) and "train_rows_before_sample" not in whole.summary()
     assert not load_training_data(lake, "toy", DS, sample=len(train)).sampled  # a sample as big as the table
+
+
+def test_a_rare_class_keeps_its_rows_in_a_sample(lake):
+    frame = _gold(6000)
+    frame[LABEL] = (frame["x"] > 2.1).astype("int8")  # about 2 % positive
+    _write(lake, frame)
+    train = frame[frame[SPLIT] != TEST]
+    positives = int(train[LABEL].sum())
+    data = load_training_data(lake, "toy", DS, sample=1000, seed=1)
+    assert int(data.y_train.sum()) == positives  # all of them, not the 2 % share (about 20)
+    assert len(data.y_train) == 1000 and len(data.y_test) == (frame[SPLIT] == TEST).sum()
+    reference = load_training_data(lake, "toy", DS, sample=1000, seed=1, sample_test=True)
+    assert reference.y_train.mean() == pytest.approx(train[LABEL].mean(), abs=0.01)  # a reference keeps the shares
+
+
+@pytest.mark.parametrize(
+    ("counts", "sample", "kept"),
+    [
+        ({0: 122864, 1: 1102}, 10000, {0: 8898, 1: 1102}),  # bio_train: every positive
+        ({0: 900, 1: 100}, 500, {0: 400, 1: 100}),
+        ({0: 60, 1: 40}, 50, {0: 30, 1: 20}),  # balanced enough: plain shares
+        ({0: 5000, 1: 5000, 2: 100}, 3000, {0: 1450, 1: 1450, 2: 100}),
+        ({0: 9000, 1: 900, 2: 100}, 1200, {0: 900, 1: 200, 2: 100}),  # the floor is 200 a class
+    ],
+)
+def test_sample_counts(counts, sample, kept):
+    assert sample_counts(counts, sample) == kept
+    assert sum(kept.values()) <= sample
 
 
 def test_a_reference_sample_cuts_test_rows_too(lake):
@@ -123,3 +151,20 @@ def test_a_sampled_run_registers_the_model_refitted_on_every_train_row(tmp_path,
     assert chosen["refit_train_rows"] == str(train_rows) and chosen["sample_model_uri"] != chosen["model_uri"]
     summary_json = client.get_run(summary["parent_run_id"]).data
     assert summary_json.params["sample_rows"] == "500"
+
+    # a retried select reuses the refit logged on the chosen run: no second model, the same URI
+    import mlflow
+
+    from pipelines.training import refit
+
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    experiment = client.get_run(version.run_id).info.experiment_id
+    logged = lambda: mlflow.search_logged_models(  # noqa: E731
+        [experiment], filter_string=f"source_run_id = '{version.run_id}'", output_format="list"
+    )
+    before = len(logged())
+    record = {"mlflow_run_id": version.run_id, "model_uri": chosen["sample_model_uri"]}
+    context = {"dataset": "toy", "ds": DS, "seed": 0}
+    again = refit.refit(settings, lake, context, record, load_training_data(lake, "toy", DS, sample=500))
+    assert again["model_uri"] == chosen["model_uri"] and again["refit_train_rows"] == train_rows
+    assert len(logged()) == before
