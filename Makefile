@@ -21,7 +21,7 @@ demo: $(STAMP) datasets  ## run every DAG end to end through Airflow on the embe
 	$(PY) -m pipelines demo
 
 test: $(STAMP) integration-deps  ## everything: unit, DAG integrity, security, Airflow end to end, faults, integration mode + browser
-	PIPELINES_E2E=1 $(PY) -m pytest
+	PIPELINES_E2E=1 $(PY) -m pytest --durations=25  # the 25 slowest in the log: where CI time goes
 
 test-faults: $(STAMP)  ## faults injected into scheduler-driven runs, and the live security checks (about 8 minutes)
 	$(PY) -m pytest -m faults
