@@ -54,17 +54,10 @@ def refit(settings: Settings, lake: Lake, context: dict, chosen: dict, sample: T
         return chosen
     full = load_training_data(lake, context["dataset"], context["ds"], None, context["seed"])
     mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
-    done = mlflow.get_run(chosen["mlflow_run_id"]).data
-    if done.tags.get("sample_model_uri") == chosen["model_uri"] and done.tags.get("refit_train_rows") == str(
-        len(full.y_train)
-    ):  # a retried select: the refit of this model on these rows is logged already, not logged twice
-        return {
-            **chosen,
-            "model_uri": done.tags["model_uri"],
-            "sample_model_uri": chosen["model_uri"],
-            "refit_train_rows": len(full.y_train),
-            "refit_seconds": round(done.metrics.get("refit_seconds", 0.0), 1),
-        }
+    rows, done = len(full.y_train), mlflow.get_run(chosen["mlflow_run_id"]).data
+    if done.tags.get("sample_model_uri") == chosen["model_uri"] and done.tags.get("refit_train_rows") == str(rows):
+        # a retried select: this model's refit on these rows is logged already, and is not logged twice
+        return _refitted(chosen, done.tags["model_uri"], rows, done.metrics.get("refit_seconds", 0.0))
     started = time.perf_counter()
     try:
         model = refit_model(unwrap(mlflow.sklearn.load_model(chosen["model_uri"])), full.X_train, full.y_train)
@@ -76,14 +69,17 @@ def refit(settings: Settings, lake: Lake, context: dict, chosen: dict, sample: T
     seconds = time.perf_counter() - started
     with mlflow.start_run(run_id=chosen["mlflow_run_id"]):
         uri = _log_model(model, full)
-        mlflow.set_tags(
-            {"model_uri": uri, "sample_model_uri": chosen["model_uri"], "refit_train_rows": str(len(full.y_train))}
-        )
+        mlflow.set_tags({"model_uri": uri, "sample_model_uri": chosen["model_uri"], "refit_train_rows": str(rows)})
         mlflow.log_metric("refit_seconds", seconds)
+    return _refitted(chosen, uri, rows, seconds)
+
+
+def _refitted(chosen: dict, uri: str, rows: int, seconds: float) -> dict:
+    """``chosen`` with the refitted model as the one to explain and register."""
     return {
         **chosen,
         "model_uri": uri,
         "sample_model_uri": chosen["model_uri"],
-        "refit_train_rows": len(full.y_train),
+        "refit_train_rows": rows,
         "refit_seconds": round(seconds, 1),
     }
