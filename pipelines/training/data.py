@@ -124,8 +124,8 @@ def sample_counts(counts: dict, sample: int) -> dict:
     """Rows to keep per class for a ``sample`` of the rows counted in ``counts`` (class -> rows): each
     class its share, but at least ``sample // (2 * classes)`` rows (all of them when it has fewer);
     the larger classes give up what that costs, in proportion to their size."""
-    floor = sample // (2 * len(counts))
-    keep = {k: min(n, max(round(sample * n / sum(counts.values())), floor)) for k, n in counts.items()}
+    floor, total = sample // (2 * len(counts)), sum(counts.values())
+    keep = {k: min(n, max(round(sample * n / total), floor)) for k, n in counts.items()}
     excess = sum(keep.values()) - sample
     big = {k: keep[k] - floor for k in keep if keep[k] > floor}
     room = sum(big.values())
