@@ -1,93 +1,52 @@
 """Scale-out for real: features then training on the CeleryExecutor with two workers, one SIGKILLed mid-task.
 
-One stack for the module (PostgreSQL, Redis, MLflow server, Airflow's four components with the
-CeleryExecutor, two ``airflow celery worker`` processes set up as two machines: own AIRFLOW_HOME,
-state, dataset cache, logs, temp folder and host name). ``features`` runs, then ``training``;
-while a ``train`` task runs, its worker's process group gets SIGKILL. The conftest runs this
-module before the session's LocalExecutor stack starts, so the two stacks never run at once.
+The package's stack (``conftest.live``): PostgreSQL, Redis, MLflow server, Airflow's four
+components with the CeleryExecutor, two ``airflow celery worker`` processes set up as two machines
+(own AIRFLOW_HOME, state, dataset cache, logs, temp folder and host name). ``features`` runs, then
+``training``; while a ``train`` task runs, its worker's process group gets SIGKILL (``conftest.runs``).
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-
 import pytest
 
 from pipelines.cli import celery_stack, stack
-from pipelines.cli.live import LiveStack, http_json, live_stack
-from pipelines.cli.scaleout import (
-    RunOutcome,
-    duplicate_versions,
-    model_versions,
-    run_dag,
-    run_with_worker_kill,
-    task_tries,
-)
+from pipelines.cli.live import http_json
+from pipelines.cli.scaleout import duplicate_versions, model_versions, task_tries
 from pipelines.lake import Lake
-from tests.e2e.conftest import DS, FEATURES_CONF, RUN_TIMEOUT_S, TRAINING_CONF, stack_ports
+from tests.e2e.conftest import DS, WORKERS
 from tests.integration.reliability.accounting import reconcile
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
-WORKERS = 2
 MODEL = "adult_classifier"
 
 
-@dataclass
-class ScaleOut:
-    features: RunOutcome
-    training: RunOutcome
-
-
-@pytest.fixture(scope="module")
-def celery_live(tmp_path_factory) -> LiveStack:
-    root = tmp_path_factory.mktemp("celery")
-    t0 = time.monotonic()
-    print(f"\n[celery] starting the CeleryExecutor stack ({WORKERS} workers) under {root}")
-    with live_stack(root, **stack_ports(redis=True), celery_workers=WORKERS) as live:
-        print(f"[celery] stack up in {time.monotonic() - t0:.0f}s: workers {live.workers}")
-        yield live
-    print("[celery] stopped; no process group left")
-
-
-@pytest.fixture(scope="module")
-def scaleout(celery_live) -> ScaleOut:
-    features = run_dag(celery_live, "features", DS, FEATURES_CONF, RUN_TIMEOUT_S["features"])
-    print(f"[celery] features: {features.state} in {features.seconds:.0f}s")
-    assert features.state == "success", features
-    training = run_with_worker_kill(celery_live, "training", DS, TRAINING_CONF, RUN_TIMEOUT_S["training"])
-    print(f"[celery] training: {training.state} in {training.seconds:.0f}s, killed {training.killed}")
-    return ScaleOut(features, training)
-
-
-def test_the_scheduler_uses_the_celery_executor(celery_live):
+def test_the_scheduler_uses_the_celery_executor(live):
     for key, value in celery_stack.CELERY_SETTINGS.items():
-        assert celery_live.env[key] == value, key
-    assert celery_live.env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
-    assert celery_live.broker is not None and celery_live.broker.answers()
-    assert sorted(celery_live.workers) == list(celery_stack.WORKER_NAMES[:WORKERS])
+        assert live.env[key] == value, key
+    assert live.env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+    assert live.broker is not None and live.broker.answers()
+    assert sorted(live.workers) == list(celery_stack.WORKER_NAMES[:WORKERS])
 
 
-def test_every_task_succeeded_after_a_worker_was_killed(celery_live, scaleout):
-    assert scaleout.training.killed in celery_live.workers, "no worker was running a train task to kill"
-    assert scaleout.training.state == "success", scaleout.training
-    for run in (scaleout.features, scaleout.training):
-        tis = celery_live.api.task_instances(run.dag_id, run.run_id)
+def test_every_task_succeeded_after_a_worker_was_killed(live, runs):
+    assert runs.training.killed in live.workers, "no worker was running a train task to kill"
+    assert runs.training.state == "success", runs.training
+    for run in (runs.features, runs.training):
+        tis = live.api.task_instances(run.dag_id, run.run_id)
         bad = [(t["task_id"], t["map_index"], t["state"]) for t in tis if t["state"] not in ("success", "skipped")]
         assert tis and not bad, (run.dag_id, bad)
-    assert not stack._group_alive(celery_live.pgids[scaleout.training.killed])  # it stayed dead
+    assert not stack._group_alive(live.pgids[runs.training.killed])  # it stayed dead
 
 
-def test_tasks_ran_on_both_workers_and_the_killed_task_moved(celery_live, scaleout):
-    hosts = set(celery_live.workers.values())
-    killed_host = celery_live.workers[scaleout.training.killed]
-    tries = [
-        t for run in (scaleout.features, scaleout.training) for t in task_tries(celery_live, run.dag_id, run.run_id)
-    ]
+def test_tasks_ran_on_both_workers_and_the_killed_task_moved(live, runs):
+    hosts = set(live.workers.values())
+    killed_host = live.workers[runs.training.killed]
+    tries = [t for run in (runs.features, runs.training) for t in task_tries(live, run.dag_id, run.run_id)]
     used = {t["hostname"] for t in tries if t["hostname"]}
     assert used == hosts, f"task instances ran on {used}, workers are {hosts}"
-    task_id, map_index = scaleout.training.killed_task.rstrip("]").split("[")
+    task_id, map_index = runs.training.killed_task.rstrip("]").split("[")
     moved = sorted(
         (t["try_number"], t["state"], t["hostname"])
         for t in tries
@@ -97,14 +56,14 @@ def test_tasks_ran_on_both_workers_and_the_killed_task_moved(celery_live, scaleo
     assert moved[-1][1] == "success" and moved[-1][2] in hosts - {killed_host}, moved
 
 
-def test_no_duplicate_model_versions(celery_live, scaleout):
-    versions = model_versions(celery_live.mlflow_url, MODEL)
-    assert [v["tags"].get("airflow_run_id") for v in versions] == [scaleout.training.run_id]
+def test_no_duplicate_model_versions(live, runs):
+    versions = model_versions(live.mlflow_url, MODEL)
+    assert [v["tags"].get("airflow_run_id") for v in versions] == [runs.training.run_id]
     assert duplicate_versions(versions) == 0
 
 
-def test_nothing_lost_in_the_lake(celery_live, scaleout):
-    lake = Lake(celery_live.settings.lake_root)
+def test_nothing_lost_in_the_lake(live, runs):
+    lake = Lake(live.settings.lake_root)
     bronze, silver, gold = (lake.read_manifest(layer, "adult", DS) for layer in ("bronze", "silver", "gold"))
     rows = reconcile(lake, "adult", DS)  # landing rows, counted with the csv module, against gold + quarantine
     assert rows["rows_landed"] > 0 and rows["rows_lost"] == 0, rows
@@ -115,14 +74,14 @@ def test_nothing_lost_in_the_lake(celery_live, scaleout):
     assert lake.list_partitions("gold", "adult") == [DS]  # the retried training wrote no partition of its own
 
 
-def test_artifacts_went_through_the_mlflow_server(celery_live, scaleout):
+def test_artifacts_went_through_the_mlflow_server(live, runs):
     """No worker wrote a model where another could only read it through a shared disk."""
-    api = f"{celery_live.mlflow_url}/api/2.0/mlflow"
-    for version in model_versions(celery_live.mlflow_url, MODEL):
+    api = f"{live.mlflow_url}/api/2.0/mlflow"
+    for version in model_versions(live.mlflow_url, MODEL):
         run = http_json("GET", f"{api}/runs/get?run_id={version['run_id']}")["run"]
         assert run["info"]["artifact_uri"].startswith("mlflow-artifacts:"), run["info"]["artifact_uri"]
     # Each worker wrote its task logs into its own folder (the machine it stands for), none in the scheduler's.
-    root = celery_live.settings.state_dir.parent
-    for name in celery_live.workers:
+    root = live.settings.state_dir.parent
+    for name in live.workers:
         assert list((root / name / "logs").rglob("attempt=*.log")), name
-    assert not list((stack.airflow_home(celery_live.settings) / "logs").rglob("attempt=*.log"))
+    assert not list((stack.airflow_home(live.settings) / "logs").rglob("attempt=*.log"))
