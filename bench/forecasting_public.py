@@ -23,8 +23,14 @@ best on the holdout. ``backtest_folds_won`` says on how many backtest folds the 
 already met each target (MAE below seasonal naive's, at most AutoARIMA's).
 
 Targets: on every series the selected model's MASE is below seasonal naive's and at most
-AutoARIMA's. Run: ``flock /tmp/heavy.lock python bench/forecasting_public.py`` (``--series
-elnino`` for one). Writes ``bench/results/forecasting_public.json`` and prints a table.
+AutoARIMA's. One holdout of 8 quarters or 24 months is a small sample, so ``--windows K``
+repeats the whole route for K earlier holdouts (each one holdout length further back, the
+product seeing only what came before it) and adds ``earlier_windows`` and
+``windows_meeting_targets`` per series: how often the targets hold, not just on the latest one.
+
+Run: ``flock /tmp/heavy.lock python bench/forecasting_public.py`` (``--series elnino`` for one;
+``--merge`` keeps the other series' rows of the JSON, each row says ``when`` it was measured).
+Writes ``bench/results/forecasting_public.json`` and prints a table.
 """
 
 from __future__ import annotations
@@ -167,6 +173,18 @@ def run_one(name: str, freq: str, values: pd.Series, holdout: int, fmt: str, roo
     }
 
 
+WINDOW_KEYS = ["best_model", "best_mase", "seasonal_naive_mase", "auto_arima_mase", "backtest_folds_won"]
+
+
+def targets(row: dict) -> dict[str, bool]:
+    """The issue's targets on one holdout: the selected model below seasonal naive, at most AutoARIMA."""
+    best, naive, arima = row["best_mase"], row["seasonal_naive_mase"], row["auto_arima_mase"]
+    return {
+        "below_seasonal_naive": best is not None and naive is not None and best < naive,
+        "at_most_auto_arima": best is not None and (arima is None or best <= arima),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--series", nargs="*", help="only these series (default: all four)")
@@ -176,8 +194,16 @@ def main() -> int:
         default=0,
         help="backtest folds (0: the product's auto, sized by the data; shrunk to the history)",
     )
+    parser.add_argument(
+        "--windows",
+        type=int,
+        default=0,
+        help="also this many earlier holdout windows per series, each a holdout further back, chosen the same way",
+    )
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "forecasting_public.json"))
+    parser.add_argument("--merge", action="store_true", help="keep the other series' rows of an earlier --out")
     args = parser.parse_args()
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -193,18 +219,27 @@ def main() -> int:
             if args.series and name not in args.series:
                 continue
             row = run_one(name, freq, values, holdout, fmt, root, args.folds)
-            rows.append(row)
+            row["targets"], row["when"] = targets(row), now
             print(json.dumps({k: v for k, v in row.items() if k != "models"}), flush=True)
-    for r in rows:
-        r["targets"] = {
-            "below_seasonal_naive": r["best_mase"] is not None
-            and r["seasonal_naive_mase"] is not None
-            and r["best_mase"] < r["seasonal_naive_mase"],
-            "at_most_auto_arima": r["best_mase"] is not None
-            and (r["auto_arima_mase"] is None or r["best_mase"] <= r["auto_arima_mase"]),
-        }
+            if args.windows:
+                row["earlier_windows"] = []
+                for w in range(1, args.windows + 1):
+                    part = values.iloc[: len(values) - w * holdout]
+                    earlier = run_one(f"{name}_w{w}", freq, part, holdout, fmt, root, args.folds)
+                    earlier = {k: earlier[k] for k in WINDOW_KEYS} | {"holdout_end": str(part.index[-1].date())}
+                    earlier["targets"] = targets(earlier)
+                    row["earlier_windows"].append(earlier)
+                    print(json.dumps(earlier), flush=True)
+                every = [row, *row["earlier_windows"]]
+                row["windows_meeting_targets"] = f"{sum(all(r['targets'].values()) for r in every)}/{len(every)}"
+            rows.append(row)
+    if args.merge and Path(args.out).exists():
+        earlier = json.loads(Path(args.out).read_text())
+        kept = {r["name"]: {"when": earlier["when"], **r} for r in earlier["series"]}
+        kept.update({r["name"]: r for r in rows})
+        rows = [kept[name] for name in public_series() if name in kept]
     report = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "when": now,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "models": MODELS,
         "folds": args.folds,
@@ -223,6 +258,13 @@ def main() -> int:
             print(
                 f"    {model:<15} holdout MASE {f(m.get('mase'))}  MAPE {f(m.get('mape'))}  {m.get('status')} {m.get('reason') or ''}"
             )
+        for w in r.get("earlier_windows", []):
+            print(
+                f"  earlier holdout to {w['holdout_end']}: {w['best_model'] or '-':<15} {f(w['best_mase']):>7} "
+                f"{f(w['seasonal_naive_mase']):>7} {f(w['auto_arima_mase']):>7}"
+            )
+        if "windows_meeting_targets" in r:
+            print(f"  holdout windows meeting both targets: {r['windows_meeting_targets']}")
     print(f"wrote {args.out}")
     return 0
 
