@@ -1,6 +1,7 @@
 """The prediction API: FastAPI over the registry's champion (and challenger during an A/B test).
 
-Endpoints: POST /predict (one row object or a list of rows), POST /explain (one row), GET /health
+Endpoints: POST /predict (one row object or a list of rows), POST /explain (one row; a multi-class
+model's predicted class, or the one ``?class=NAME`` names), GET /health
 (liveness: 200 while the process runs, with the served and registry versions and the last poll's
 error), GET /ready (readiness: 200 only while the champion served is the version the registry's
 alias names, else 503 and why), GET /model, and FastAPI's /docs and /openapi.json (the request
@@ -105,6 +106,13 @@ _LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
 VIOLATIONS = "_contract_violations"  # logged column: the contract rules a flagged row broke ("; "-joined), else null
 # The request body in the OpenAPI schema: JSON read by the endpoint itself (``bodies.read_body``).
 _JSON_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}}
+_CLASS_PARAM = {
+    "name": "class",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "a multi-class model: the class whose probability to explain (default: the predicted one)",
+}
 
 
 class _ServerErrors:
@@ -301,7 +309,7 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
 
     @app.post(
         "/explain",
-        openapi_extra=_JSON_BODY,
+        openapi_extra={**_JSON_BODY, "parameters": [_CLASS_PARAM]},
         summary="SHAP contributions per raw feature for one row (the champion's explainer)",
     )
     async def explain_row(request: Request):
@@ -314,11 +322,24 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
         rows, _ = validate_rows(served, payload, 1, many_ok=False)
         [violations] = check_contract({CHAMPION: served}, rows, [CHAMPION], cfg.contract_policy, False)
 
-        def run() -> dict:
-            explainer = served.explainer(
-                settings.mlflow.tracking_uri, permutations=cfg.explain_permutations, seed=settings.seed
+        wanted = request.query_params.get("class")
+        if wanted is not None and wanted not in (served.classes or []):
+            msg = (
+                f"{served.name} v{served.version} is a binary model: it explains P(positive), no class to name"
+                if served.classes is None
+                else f"unknown class {echo(wanted)!r}; the model's classes: {', '.join(served.classes)}"
             )
-            return explain.explain_one(explainer, served.frame(rows))
+            raise HTTPException(422, [{"loc": ["query", "class"], "msg": msg, "type": "value_error"}])
+
+        def run() -> dict:
+            k = None
+            if served.classes is not None:  # one class's probability against the rest: named, else the predicted one
+                k = served.classes.index(wanted) if wanted else int(served.predict_pipeline(rows)[0].argmax())
+            explainer = served.explainer(
+                settings.mlflow.tracking_uri, permutations=cfg.explain_permutations, seed=settings.seed, k=k
+            )
+            result = explain.explain_one(explainer, served.frame(rows))
+            return result if k is None else {"class": served.classes[k], **result}
 
         try:
             result = await run_in_threadpool(run)

@@ -92,7 +92,7 @@ class ServedModel:
     contract: Contract | None = None  # the training dataset's contract (find_contract); None: types only
     contract_source: str = "none"  # where the contract came from, or why there is none, for GET /model
     classes: list[str] | None = None  # a multi-class model's class names (predict: a column each); binary: None
-    _explainer: Any = None
+    _explainers: dict = field(default_factory=dict)  # class index (None: binary) -> SHAP explainer
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -233,13 +233,16 @@ class ServedModel:
             return
         self.fast, self.fast_path = fast, f"on: matched the pipeline on {checked} probe rows"
 
-    def explainer(self, tracking_uri: str, permutations: int = 4, seed: int = 0):
-        """The SHAP explainer rebuilt from the background rows stored on the model's run (built once)."""
+    def explainer(self, tracking_uri: str, permutations: int = 4, seed: int = 0, k: int | None = None):
+        """The SHAP explainer rebuilt from the background rows stored on the model's run (built once).
+
+        A multi-class model gets one per class ``k``: that class's probability against the rest, as
+        the training DAG's explain step explains it (``multiclass.OneClass``)."""
         with self._lock:
-            if self._explainer is None:
+            if k not in self._explainers:
                 import mlflow
 
-                from pipelines.training import explain
+                from pipelines.training import explain, multiclass
                 from pipelines.training.run import SHAP_BACKGROUND
 
                 mlflow.set_tracking_uri(tracking_uri)
@@ -250,11 +253,11 @@ class ServedModel:
                         f"{self.name} version {self.version} has no SHAP background ({SHAP_BACKGROUND} on run "
                         f"{self.run_id}): {exc}; run the training DAG's explain step for it"
                     ) from None
-                background = pd.read_parquet(path)
-                self._explainer = explain.build_explainer(
-                    self.model, background, features=self.features, permutations=permutations, seed=seed
+                model = self.model if k is None else multiclass.OneClass(self.model, k)
+                self._explainers[k] = explain.build_explainer(
+                    model, pd.read_parquet(path), features=self.features, permutations=permutations, seed=seed
                 )
-            return self._explainer
+            return self._explainers[k]
 
 
 def find_contract(tracking_uri: str, name: str, version: str, run_id: str) -> tuple[Contract | None, str]:

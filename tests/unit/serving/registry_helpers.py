@@ -34,8 +34,17 @@ def sqlite_registry(tmp: Path) -> str:
     return uri
 
 
-def log_version(tracking_uri: str, C: float = 1.0, alias: str = "champion", background: bool = True) -> str:
-    """Fit, log (signature, predict_proba), store the SHAP background, register and alias; returns the version."""
+def log_version(
+    tracking_uri: str,
+    C: float = 1.0,
+    alias: str = "champion",
+    background: bool = True,
+    name: str = NAME,
+    multiclass: bool = False,
+) -> str:
+    """Fit, log (signature, predict_proba), store the SHAP background, register and alias; returns the version.
+
+    ``multiclass``: three classes ("low", "mid", "high": x1's tertiles, shifted by city "a") instead of two."""
     import tempfile
     from pathlib import Path
 
@@ -51,6 +60,10 @@ def log_version(tracking_uri: str, C: float = 1.0, alias: str = "champion", back
 
     data = rows()
     X, y = data[FEATURES], data["label"]
+    if multiclass:
+        score = data["x1"] + (data["city"] == "a")
+        y = pd.cut(score, score.quantile([0, 1 / 3, 2 / 3, 1]), labels=["low", "mid", "high"], include_lowest=True)
+        y = y.astype(str)
     model = Pipeline(
         [
             (
@@ -71,7 +84,7 @@ def log_version(tracking_uri: str, C: float = 1.0, alias: str = "champion", back
         info = mlflow.sklearn.log_model(
             model,
             name="model",
-            signature=infer_signature(X.head(5), model.predict_proba(X.head(5))[:, 1]),
+            signature=infer_signature(X.head(5), model.predict_proba(X.head(5))[:, slice(None) if multiclass else 1]),
             input_example=X.head(5),
             serialization_format="cloudpickle",  # as training.run._log_model
             pyfunc_predict_fn="predict_proba",
@@ -81,6 +94,6 @@ def log_version(tracking_uri: str, C: float = 1.0, alias: str = "champion", back
             path = Path(tmp) / "background.parquet"
             X.head(40).to_parquet(path, index=False)
             mlflow.log_artifact(str(path), artifact_path=str(Path(SHAP_BACKGROUND).parent))
-    version = mlflow.register_model(info.model_uri, NAME)
-    MlflowClient(tracking_uri).set_registered_model_alias(NAME, alias, version.version)
+    version = mlflow.register_model(info.model_uri, name)
+    MlflowClient(tracking_uri).set_registered_model_alias(name, alias, version.version)
     return str(version.version)

@@ -13,7 +13,7 @@ from pipelines.config import load_settings
 from pipelines.lake import Lake
 from pipelines.serving.app import create_app
 from pipelines.serving.predlog import read_predictions
-from tests.unit.serving.registry_helpers import NAME, log_version
+from tests.unit.serving.registry_helpers import NAME, log_version, sqlite_registry
 
 ROW = {"age": 40, "x1": 0.3, "city": "a"}
 
@@ -101,6 +101,29 @@ def test_explain_returns_contributions_per_raw_feature(store):
         assert set(out["contributions"]) == {"age", "x1", "city"}
         assert out["output"] == pytest.approx(out["base_value"] + sum(out["contributions"].values()), abs=1e-6)
         assert client.post("/explain", json=[ROW, ROW]).status_code == 422
+        binary = client.post("/explain", params={"class": "1"}, json=ROW)  # a binary model names no class
+        assert binary.status_code == 422 and binary.json()["detail"][0]["loc"] == ["query", "class"], binary.text
+
+
+def test_a_multiclass_model_explains_the_predicted_class_or_the_one_named(tmp_path):
+    uri = sqlite_registry(tmp_path)
+    log_version(uri, name="toy_multiclass", multiclass=True)
+    environ = {"MLP_LAKE_ROOT": str(tmp_path / "lake"), "MLP_STATE_DIR": str(tmp_path / "state")}
+    _, client = _client({**environ, "MLFLOW_TRACKING_URI": uri, "MLP_SERVING__MODEL": "toy_multiclass"})
+    with client:
+        [pred] = client.post("/predict", json=ROW).json()["predictions"]
+        predicted = max(pred["probabilities"], key=pred["probabilities"].get)
+        out = client.post("/explain", json=ROW).json()
+        assert out["class"] == predicted and set(out["contributions"]) == {"age", "x1", "city"}
+        assert out["probability"] == pytest.approx(pred["probabilities"][predicted], abs=1e-9)
+        assert out["output"] == pytest.approx(out["base_value"] + sum(out["contributions"].values()), abs=1e-6)
+        other = next(c for c in ("low", "mid", "high") if c != predicted)
+        named = client.post("/explain", params={"class": other}, json=ROW).json()
+        assert named["class"] == other
+        assert named["probability"] == pytest.approx(pred["probabilities"][other], abs=1e-9)
+        bad = client.post("/explain", params={"class": "medium"}, json=ROW)
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "class"], bad.text
+        assert all(c in bad.json()["detail"][0]["msg"] for c in ("low", "mid", "high")), bad.text
 
 
 def test_predictions_are_logged_to_parquet(store):
