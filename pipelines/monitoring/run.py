@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -73,9 +74,10 @@ def _reference(settings: Settings, lake: Lake, ds: str):
 
 
 def _reference_probabilities(settings: Settings, model: str, held_out: pd.DataFrame):
-    """The champion's P(class 1) on held-out reference rows (the baseline of prediction drift), None if it
-    cannot load. Held out: on the rows it was fitted on a model is over-confident, so its production
-    outputs would look drifted (PSI 0.20-0.24 on clean days with a tuned xgboost champion, 0.01 here)."""
+    """The champion's probability on held-out reference rows (the baseline of prediction drift), None if it
+    cannot load: the number the service logs, P(class 1), or a multi-class model's top class probability.
+    Held out: on the rows it was fitted on a model is over-confident, so its production outputs would look
+    drifted (PSI 0.20-0.24 on clean days with a tuned xgboost champion, 0.01 here)."""
     import mlflow
 
     if held_out.empty:
@@ -84,7 +86,8 @@ def _reference_probabilities(settings: Settings, model: str, held_out: pd.DataFr
     try:
         mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
         fitted = mlflow.sklearn.load_model(f"models:/{model}@champion")
-        return pd.Series(fitted.predict_proba(held_out.head(5000))[:, 1])
+        proba = np.asarray(fitted.predict_proba(held_out.head(5000)), dtype=np.float64)
+        return pd.Series(proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1))
     except Exception as exc:
         log.warning("prediction drift: cannot score the reference with %s@champion: %s", model, exc)
         return None
@@ -125,7 +128,9 @@ def check(ds: str, params: dict | None = None, airflow_run_id: str = "", setting
     summary["labelled"] = len(joined)
 
     metrics = pd.DataFrame()
-    if len(joined):
+    if len(joined) and not _binary(joined[LABELS_LABEL]):
+        summary["degradation"] = {"degraded": False, "reason": NOT_BINARY}
+    elif len(joined):
         joined["batch"] = performance.batches(joined, predlog.TS, p["batch_rows"])
         metrics = performance.batch_metrics(joined, label=LABELS_LABEL, probability=predlog.PROBABILITY)
         verdict = performance.degradation(metrics, window, max_drop)
@@ -175,6 +180,16 @@ def check(ds: str, params: dict | None = None, airflow_run_id: str = "", setting
     summary["retrain"] = bool(cfg.retrain_on_alert and any(a["kind"] in al.RETRAIN_KINDS for a in alerts))
     summary["mlflow_run_id"] = _log_mlflow(ctx, summary, metrics, drift_table)
     return summary
+
+
+NOT_BINARY = (
+    "labels are not 0/1 (a multi-class model?): the degradation rule (ROC-AUC) and the A/B test need binary "
+    "outcomes, so neither ran; drift and anomalies were checked"
+)
+
+
+def _binary(labels: pd.Series) -> bool:
+    return bool(pd.to_numeric(labels, errors="coerce").isin([0, 1]).all())
 
 
 def _write(lake: Lake, rel: str, frame: pd.DataFrame) -> None:

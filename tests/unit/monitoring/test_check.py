@@ -121,3 +121,37 @@ def test_ab_arms_in_the_log_are_analysed(env):
     out = run.check("2026-01-03", settings=settings)
     assert out["ab_test"]["recommendation"] == "promote", out["ab_test"]["reason"]
     assert out["ab_test"]["arms"]["challenger"]["rows"] + out["ab_test"]["arms"]["champion"]["rows"] == n
+
+
+def test_class_name_labels_skip_degradation_saying_why_and_drift_is_still_checked(env):
+    settings, lake, rng = env
+    for day in range(1, 7):
+        _log_day(lake, rng, day, 300, signal=1.0, shift=2.0 if day == 6 else 0.0)
+        ds = f"2026-01-{day:02d}"
+        units = [f"{ds}-{i}" for i in range(300)]
+        names = rng.choice(["barolo", "barbera", "grignolino"], 300)
+        # a user's label file holds the class names as they are (the demo's write_labels casts to int)
+        lake.write_parquet(
+            f"labels/{MODEL}/ds={ds}/labels.parquet",
+            pa.Table.from_pandas(pd.DataFrame({"unit_id": units, "label": names})),
+        )
+    out = run.check("2026-01-06", settings=settings)
+    assert out["labelled"] == 1800
+    assert out["degradation"] == {"degraded": False, "reason": run.NOT_BINARY}
+    assert out["drifted_features"] == ["x1"] and out["alerts"] >= 1
+
+
+def test_the_prediction_drift_baseline_is_what_the_service_logs(tmp_path):
+    import mlflow
+
+    from tests.unit.serving.registry_helpers import FEATURES, log_version, rows, sqlite_registry
+
+    uri = sqlite_registry(tmp_path)
+    settings = load_settings({"MLFLOW_TRACKING_URI": uri, "MLP_STATE_DIR": str(tmp_path / "state")})
+    held_out = rows(200, seed=1)[FEATURES]
+    for name, multiclass in (("toy_binary", False), ("toy_multiclass", True)):
+        log_version(uri, name=name, multiclass=multiclass)
+        proba = mlflow.sklearn.load_model(f"models:/{name}@champion").predict_proba(held_out)
+        expected = proba.max(axis=1) if multiclass else proba[:, 1]  # serving's "probability"
+        baseline = run._reference_probabilities(settings, name, held_out)
+        np.testing.assert_allclose(baseline.to_numpy(), expected)
